@@ -1,0 +1,65 @@
+"""The FastAPI application: a thin HTTP adapter over the tierroute core."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from api.errors import install_error_handlers
+from api.metrics import REQUESTS
+from api.queue import Enqueuer
+from api.routes import batches, jobs, system
+from tierroute import __version__
+from tierroute.errors import ConfigurationError
+from tierroute.runtime import get_runtime, reset_runtime
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Per-process resources are built here, not at import.
+    runtime = get_runtime()
+    if not runtime.settings.broker_url:
+        raise ConfigurationError("TIERROUTE_BROKER_URL is not set")
+    app.state.runtime = runtime
+    app.state.enqueuer = Enqueuer(runtime.settings.broker_url)
+    if runtime.settings.simulated:
+        log.warning("no ANTHROPIC_API_KEY: model calls go to the simulator")
+    try:
+        yield
+    finally:
+        app.state.enqueuer.close()
+        reset_runtime()
+
+
+def create_app() -> FastAPI:
+    """Build the app; `uvicorn api.app:app` serves the module-level instance."""
+    application = FastAPI(
+        title="tierroute",
+        version=__version__,
+        summary="Route each prompt to the cheapest Claude tier that answers it well.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(application)
+    application.include_router(jobs.router)
+    application.include_router(batches.router)
+    application.include_router(system.router)
+
+    @application.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    return application
+
+
+app = create_app()

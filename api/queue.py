@@ -1,0 +1,45 @@
+"""Enqueueing from the API: a Celery client that only sends tasks by name.
+
+The API never imports the worker package; it only knows task names and queues.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from celery import Celery
+
+CLASSIFY_TASK = "tierroute.classify"
+CLASSIFY_QUEUE = "classify"
+
+
+class Enqueuer:
+    """Sends classify tasks over one pooled broker connection."""
+
+    def __init__(self, broker_url: str) -> None:
+        self._celery = Celery("tierroute-api", broker=broker_url)
+        self._celery.conf.update(
+            broker_connection_retry_on_startup=True,
+            broker_transport_options={"visibility_timeout": 3600},
+            task_send_sent_event=True,
+        )
+
+    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
+        """Enqueue classification of committed jobs; returns how many were sent."""
+        sent = 0
+        with self._celery.producer_or_acquire() as producer:
+            for job_id in job_ids:
+                self._celery.send_task(
+                    CLASSIFY_TASK, args=[str(job_id)], queue=CLASSIFY_QUEUE, producer=producer
+                )
+                sent += 1
+        return sent
+
+    def ping(self) -> None:
+        """Raise if the broker is unreachable."""
+        with self._celery.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    def close(self) -> None:
+        self._celery.close()

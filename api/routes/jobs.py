@@ -1,0 +1,56 @@
+"""/v1/jobs: submit one prompt, read its status and answer, rate it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+
+from api.deps import get_enqueuer, get_rt, parse_id
+from api.queue import Enqueuer
+from api.schemas import JobAccepted, RatingIn, RatingOut
+from tierroute.db import session_scope
+from tierroute.jobs import create_job, get_job, job_view, rate_job
+from tierroute.runtime import Runtime
+from tierroute.specs import JobSpec
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=202, response_model=JobAccepted)
+def submit_job(
+    spec: JobSpec,
+    rt: Annotated[Runtime, Depends(get_rt)],
+    enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> Any:
+    """Accept one prompt: 202 with its id. A repeated Idempotency-Key returns the first job."""
+    with session_scope() as session:
+        job, created = create_job(
+            session,
+            spec,
+            default_max_tokens=rt.settings.default_max_tokens,
+            idempotency_key=idempotency_key,
+        )
+        accepted = JobAccepted(id=str(job.id), status=job.status)
+    if not created:
+        return JSONResponse(status_code=200, content=accepted.model_dump())
+    # Enqueue only after commit, so a worker never sees an id that is not there yet.
+    enqueuer.classify([job.id])
+    return accepted
+
+
+@router.get("/{job_id}")
+def read_job(job_id: str) -> dict[str, Any]:
+    """Status, tier, routing, answer, tokens, dollars and timings of one job."""
+    with session_scope() as session:
+        return job_view(get_job(session, parse_id("job", job_id)))
+
+
+@router.post("/{job_id}/rating", status_code=201, response_model=RatingOut)
+def rate(job_id: str, body: RatingIn) -> RatingOut:
+    """Record a satisfaction rating in [0, 1] for a succeeded job."""
+    with session_scope() as session:
+        rating = rate_job(session, parse_id("job", job_id), body.satisfaction, body.comment)
+        return RatingOut(id=rating.id, job_id=str(rating.job_id), satisfaction=rating.satisfaction)

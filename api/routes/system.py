@@ -1,0 +1,92 @@
+"""Routing decisions alone, the report, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import get_enqueuer, get_rt
+from api.metrics import refresh_job_gauges
+from api.queue import Enqueuer
+from api.schemas import Health, RouteIn, RouteOut
+from tierroute.db import session_scope
+from tierroute.errors import InvalidInput
+from tierroute.pipeline import decide, record_call
+from tierroute.report import build_report
+from tierroute.runtime import Runtime
+from tierroute.specs import JobSpec
+
+router = APIRouter(tags=["system"])
+log = logging.getLogger(__name__)
+
+
+@router.post("/v1/route", response_model=RouteOut)
+def route(body: RouteIn, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
+    """The routing decision for a prompt; nothing is executed. A classifier call is billed."""
+    try:
+        spec = JobSpec(prompt=body.prompt, system=body.system, force_tier=body.force_tier)
+    except ValueError as exc:
+        raise InvalidInput("body", str(exc).splitlines()[-1].strip()) from None
+    decision = decide(rt, spec.prompt, spec.system, spec.force_tier)
+    if decision.call is not None:
+        with session_scope() as session:
+            record_call(session, decision.call, job_id=None)
+    return RouteOut(
+        tier=decision.tier,
+        model=rt.tiers.get(decision.tier).model,
+        confidence=decision.confidence,
+        score=decision.score,
+        reasoning=decision.reasoning,
+        classifier=decision.classifier,
+        cost_ratio=decision.cost_ratio,
+        fallback_reason=decision.fallback_reason,
+        simulated=rt.settings.simulated,
+    )
+
+
+@router.get("/v1/report")
+def report(rt: Annotated[Runtime, Depends(get_rt)]) -> dict[str, Any]:
+    """Distribution by tier, cost, cost if all Opus, savings and quality."""
+    with session_scope() as session:
+        return build_report(session, rt.tiers)
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(
+    rt: Annotated[Runtime, Depends(get_rt)],
+    enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
+) -> Any:
+    """Liveness: 200 when Postgres and the broker answer, 503 otherwise."""
+    database = broker = "ok"
+    try:
+        with session_scope() as session:
+            session.execute(text("SELECT 1"))
+    except Exception as exc:
+        log.warning("healthz: database unreachable: %s", exc)
+        database = "unreachable"
+    try:
+        enqueuer.ping()
+    except Exception as exc:
+        log.warning("healthz: broker unreachable: %s", exc)
+        broker = "unreachable"
+    healthy = database == broker == "ok"
+    health = Health(
+        status="ok" if healthy else "degraded",
+        database=database,
+        broker=broker,
+        simulated=rt.settings.simulated,
+    )
+    return JSONResponse(status_code=200 if healthy else 503, content=health.model_dump())
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics: jobs by status and request counts."""
+    with session_scope() as session:
+        refresh_job_gauges(session)
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

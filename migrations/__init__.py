@@ -1,0 +1,1 @@
+"""Alembic migrations for tierroute (run with `tierroute migrate`)."""

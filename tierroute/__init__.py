@@ -1,0 +1,3 @@
+"""tierroute: route each prompt to the cheapest Claude tier that answers it well."""
+
+__version__ = "0.1.0"

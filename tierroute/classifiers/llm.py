@@ -1,0 +1,119 @@
+"""The lesson's classifier done right: Haiku with a three-tier rubric and structured output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+
+from tierroute.classifiers.base import RoutingDecision, RoutingPolicy
+from tierroute.errors import ProviderError
+from tierroute.provider import CallResult, call_model
+from tierroute.tiers import TierTable
+
+RUBRIC = """You route prompts to the cheapest Claude model that will answer them well.
+Read the prompt between <prompt> tags and choose a tier:
+
+1 = simple (Haiku): formatting, extraction, conversion, classification, short factual
+    questions, spelling and grammar, translating short text.
+2 = moderate (Sonnet): writing a well-defined function, explaining a concept,
+    summarising, standard analysis, drafting an email or document, debugging a snippet.
+3 = complex (Opus): system or architecture design and review, multi-step reasoning,
+    research synthesis, trade-offs across many constraints, proofs, security audits,
+    long strategic plans.
+
+Give your confidence in [0, 1] and one sentence of reasoning. Do not answer the prompt."""
+
+# Structured output: the API guarantees the reply parses against this schema.
+DECISION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tier": {"type": "integer", "enum": [1, 2, 3]},
+        "confidence": {"type": "number"},
+        "reasoning": {"type": "string"},
+    },
+    "required": ["tier", "confidence", "reasoning"],
+    "additionalProperties": False,
+}
+
+CLASSIFY_MAX_TOKENS = 256
+# Long prompts are cut for classification: the first few thousand characters show
+# the kind of task, and the classifier is billed per input token.
+CLASSIFY_PROMPT_CHARS = 8000
+
+
+def build_classify_params(model: str, prompt: str) -> dict[str, Any]:
+    """The `messages.create` arguments for one classification."""
+    excerpt = prompt[:CLASSIFY_PROMPT_CHARS]
+    return {
+        "model": model,
+        "max_tokens": CLASSIFY_MAX_TOKENS,
+        "system": RUBRIC,
+        "messages": [{"role": "user", "content": f"<prompt>\n{excerpt}\n</prompt>"}],
+        "output_config": {"format": {"type": "json_schema", "schema": DECISION_SCHEMA}},
+    }
+
+
+class LlmClassifier:
+    """Asks the cheapest tier's model which tier a prompt needs."""
+
+    name = "llm"
+
+    def __init__(
+        self,
+        client: anthropic.Anthropic,
+        tiers: TierTable,
+        policy: RoutingPolicy,
+        *,
+        simulated: bool,
+        timeout_s: float,
+    ) -> None:
+        self._client = client
+        self._tiers = tiers
+        self._policy = policy
+        self._simulated = simulated
+        self._timeout_s = timeout_s
+
+    def classify(self, prompt: str, system: str | None = None) -> RoutingDecision:
+        """Route `prompt`; any failure routes to the default tier with the reason recorded."""
+        params = build_classify_params(self._tiers.cheapest.model, prompt)
+        try:
+            result = call_model(
+                self._client,
+                params,
+                purpose="classify",
+                tiers=self._tiers,
+                simulated=self._simulated,
+                timeout_s=self._timeout_s,
+            )
+        except ProviderError as exc:
+            return self._policy.fallback(self.name, f"classifier call failed: {exc.detail}")
+        return self._decide(result)
+
+    def _decide(self, result: CallResult) -> RoutingDecision:
+        call = result.record
+        if result.message.stop_reason == "refusal":
+            return self._policy.fallback(self.name, "classifier refused", call)
+        try:
+            answer = json.loads(result.text)
+            rank = int(answer["tier"])
+            confidence = float(answer["confidence"])
+            reasoning = str(answer["reasoning"]).strip()
+        except (ValueError, KeyError, TypeError) as exc:
+            snippet = result.text[:120]
+            reason = f"unparseable classifier output ({exc}): {snippet!r}"
+            return self._policy.fallback(self.name, reason, call)
+        if not 1 <= rank <= len(self._tiers.tiers):
+            return self._policy.fallback(self.name, f"classifier chose tier {rank}", call)
+        tier = self._tiers.by_rank(rank)
+        proposal = RoutingDecision(
+            tier=tier.name,
+            proposed_tier=tier.name,
+            confidence=min(max(confidence, 0.0), 1.0),
+            reasoning=reasoning or "(no reasoning given)",
+            classifier=self.name,
+            cost_ratio=self._tiers.cost_ratio(tier),
+            call=call,
+        )
+        return self._policy.accept(proposal)

@@ -1,0 +1,105 @@
+"""Settings: one typed object, loaded once per process, failing fast on bad values."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tierroute.errors import ConfigurationError
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "tierroute"
+
+
+class Settings(BaseSettings):
+    """Every knob tierroute reads, from the environment (prefix TIERROUTE_)."""
+
+    model_config = SettingsConfigDict(env_prefix="TIERROUTE_", extra="ignore")
+
+    # Unset means the embedded default: Postgres and Redis started from pip packages.
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path = Field(default_factory=_default_data_dir)
+
+    # The SDK's own variable names, read without our prefix.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
+    )
+
+    classifier: str = "llm"
+    default_tier: str = "sonnet"
+    confidence_threshold: float = 0.7
+    tiers_file: Path | None = None
+
+    # Per-call timeouts (seconds). The classifier must be quick or fall back.
+    request_timeout_s: float = 120.0
+    classify_timeout_s: float = 15.0
+    # Attempts of the complete task before a job fails; the task owns retries.
+    max_attempts: int = 6
+    retry_backoff_base_s: float = 2.0
+    retry_backoff_max_s: float = 120.0
+    default_max_tokens: int = 1024
+    # Pool size for the API and the workers' SQLAlchemy engines.
+    db_pool_size: int = 10
+
+    @field_validator("confidence_threshold")
+    @classmethod
+    def _threshold_in_unit_interval(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("must be within [0, 1]")
+        return value
+
+    @field_validator("max_attempts", "default_max_tokens", "db_pool_size")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str | None) -> str | None:
+        # Accept the URLs people paste (postgres://, postgresql://) and pin psycopg 3.
+        if value is None or value == "":
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        if not value.startswith("postgresql+psycopg://"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _known_classifier_and_tier(self) -> Settings:
+        from tierroute.tiers import load_tier_table
+
+        table = load_tier_table(self.tiers_file)
+        if self.default_tier not in table.names:
+            raise ValueError(f"default_tier {self.default_tier!r} is not one of {table.names}")
+        if self.classifier not in KNOWN_CLASSIFIERS:
+            raise ValueError(f"classifier {self.classifier!r} is not one of {KNOWN_CLASSIFIERS}")
+        return self
+
+    @property
+    def simulated(self) -> bool:
+        """No API key means every model call goes to the project's simulator."""
+        return self.anthropic_api_key is None
+
+
+KNOWN_CLASSIFIERS = ("llm",)
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    try:
+        return Settings()
+    except ValueError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc

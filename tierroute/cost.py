@@ -1,0 +1,73 @@
+"""Dollars from the SDK's usage object, cache tokens included."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Protocol
+
+from tierroute.tiers import Tier
+
+MILLION = Decimal(1_000_000)
+
+
+class CacheCreationLike(Protocol):
+    ephemeral_5m_input_tokens: int
+    ephemeral_1h_input_tokens: int
+
+
+class UsageLike(Protocol):
+    """The fields of `anthropic.types.Usage` that cost depends on."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int | None
+    cache_read_input_tokens: int | None
+
+    @property
+    def cache_creation(self) -> CacheCreationLike | None: ...
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """Token counts of one call, normalised (None → 0, cache writes split by TTL)."""
+
+    input_tokens: int
+    output_tokens: int
+    cache_write_5m_tokens: int = 0
+    cache_write_1h_tokens: int = 0
+    cache_read_tokens: int = 0
+
+    @property
+    def cache_creation_input_tokens(self) -> int:
+        return self.cache_write_5m_tokens + self.cache_write_1h_tokens
+
+    @classmethod
+    def from_usage(cls, usage: UsageLike) -> TokenCounts:
+        created = usage.cache_creation_input_tokens or 0
+        breakdown = getattr(usage, "cache_creation", None)
+        if breakdown is not None:
+            write_5m = breakdown.ephemeral_5m_input_tokens
+            write_1h = breakdown.ephemeral_1h_input_tokens
+        else:
+            # Without a TTL breakdown the write used the default 5-minute cache.
+            write_5m, write_1h = created, 0
+        return cls(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=write_5m,
+            cache_write_1h_tokens=write_1h,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+        )
+
+
+def cost_usd(tokens: TokenCounts, tier: Tier) -> Decimal:
+    """What `tokens` cost at `tier`'s prices. Thinking tokens are in output_tokens."""
+    total = (
+        tokens.input_tokens * tier.input
+        + tokens.output_tokens * tier.output
+        + tokens.cache_write_5m_tokens * tier.cache_write_5m
+        + tokens.cache_write_1h_tokens * tier.cache_write_1h
+        + tokens.cache_read_tokens * tier.cache_read
+    )
+    return total / MILLION

@@ -1,0 +1,217 @@
+"""Use cases for jobs, batches and ratings. Services flush; the caller commits."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from tierroute.errors import Conflict, NotFound
+from tierroute.models import Batch, Job, JobStatus, ModelCall, Rating
+from tierroute.specs import JobSpec
+
+
+def _job_row(
+    spec: JobSpec, default_max_tokens: int, batch_id: uuid.UUID | None, api_key_id: uuid.UUID | None
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "batch_id": batch_id,
+        "api_key_id": api_key_id,
+        "status": JobStatus.QUEUED,
+        "prompt": spec.prompt,
+        "system": spec.system,
+        "max_tokens": spec.max_tokens or default_max_tokens,
+        "force_tier": spec.force_tier,
+        "thinking_override": spec.thinking.as_dict() if spec.thinking else None,
+        "metadata_": spec.metadata,
+    }
+
+
+def create_job(
+    session: Session,
+    spec: JobSpec,
+    *,
+    default_max_tokens: int,
+    api_key_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Insert one queued job; with an idempotency key, return the earlier job instead."""
+    if idempotency_key is not None:
+        existing = _job_by_idempotency_key(session, api_key_id, idempotency_key)
+        if existing is not None:
+            return existing, False
+    job = Job(**_job_row(spec, default_max_tokens, None, api_key_id))
+    job.idempotency_key = idempotency_key
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        # A concurrent request with the same key won the race; theirs is the job.
+        earlier = _job_by_idempotency_key(session, api_key_id, idempotency_key or "")
+        if earlier is None:
+            raise
+        return earlier, False
+    return job, True
+
+
+def _job_by_idempotency_key(
+    session: Session, api_key_id: uuid.UUID | None, key: str
+) -> Job | None:
+    query = select(Job).where(Job.idempotency_key == key)
+    query = query.where(
+        Job.api_key_id.is_(None) if api_key_id is None else Job.api_key_id == api_key_id
+    )
+    return session.scalars(query).first()
+
+
+def create_batch(
+    session: Session,
+    specs: Sequence[JobSpec],
+    *,
+    default_max_tokens: int,
+    api_key_id: uuid.UUID | None = None,
+) -> tuple[Batch, list[uuid.UUID]]:
+    """Insert a batch and its queued jobs in one statement per table."""
+    batch = Batch(id=uuid.uuid4(), api_key_id=api_key_id, job_count=len(specs))
+    session.add(batch)
+    session.flush()
+    rows = [_job_row(spec, default_max_tokens, batch.id, api_key_id) for spec in specs]
+    if rows:
+        session.execute(insert(Job), rows)
+    return batch, [row["id"] for row in rows]
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job:
+    """A job with its routing decision and model calls, or NotFound."""
+    job = session.scalars(
+        select(Job)
+        .where(Job.id == job_id)
+        .options(selectinload(Job.routing), selectinload(Job.calls))
+    ).first()
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    """The public picture of a job: status, routing, answer, tokens and dollars."""
+    completions = [c for c in job.calls if c.purpose == "complete"]
+    classifier_cost = sum((c.cost_usd for c in job.calls if c.purpose == "classify"), Decimal(0))
+    completion_cost = sum((c.cost_usd for c in completions), Decimal(0))
+    cost = classifier_cost + completion_cost
+    cost_if_opus = sum((c.cost_if_opus_usd for c in job.calls), Decimal(0))
+    last = completions[-1] if completions else None
+    routing = job.routing
+    return {
+        "id": str(job.id),
+        "batch_id": str(job.batch_id) if job.batch_id else None,
+        "status": job.status,
+        "tier": job.tier,
+        "model": last.model if last else None,
+        "routing": None
+        if routing is None
+        else {
+            "tier": routing.tier,
+            "proposed_tier": routing.proposed_tier,
+            "confidence": routing.confidence,
+            "score": routing.score,
+            "reasoning": routing.reasoning,
+            "classifier": routing.classifier,
+            "cost_ratio": routing.cost_ratio,
+            "fallback_reason": routing.fallback_reason,
+        },
+        "result": job.result_text,
+        "stop_reason": last.stop_reason if last else None,
+        "input_tokens": sum(c.input_tokens for c in completions),
+        "output_tokens": sum(c.output_tokens for c in completions),
+        "cost_usd": float(cost),
+        "classifier_cost_usd": float(classifier_cost),
+        "cost_if_opus_usd": float(cost_if_opus),
+        "savings_usd": float(cost_if_opus - cost),
+        "latency_ms": last.latency_ms if last else None,
+        "attempts": job.attempts,
+        "error": job.error,
+        "simulated": any(c.simulated for c in job.calls),
+        "metadata": job.metadata_,
+        "created_at": job.created_at.isoformat() if job.created_at else None,
+        "classified_at": job.classified_at.isoformat() if job.classified_at else None,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+    }
+
+
+def rate_job(
+    session: Session, job_id: uuid.UUID, satisfaction: float, comment: str | None = None
+) -> Rating:
+    """Record a person's satisfaction with a finished job's answer."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    if job.status != JobStatus.SUCCEEDED:
+        raise Conflict(f"job {job_id} is {job.status}; only succeeded jobs can be rated")
+    rating = Rating(job_id=job_id, satisfaction=satisfaction, comment=comment)
+    session.add(rating)
+    session.flush()
+    return rating
+
+
+def batch_view(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
+    """Counts by status, cost so far and progress of a batch."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise NotFound(f"batch {batch_id} not found")
+    counts = dict(
+        session.execute(
+            select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
+        ).all()
+    )
+    by_tier = dict(
+        session.execute(
+            select(Job.tier, func.count())
+            .where(Job.batch_id == batch_id, Job.tier.is_not(None))
+            .group_by(Job.tier)
+        ).all()
+    )
+    cost, cost_if_opus = session.execute(
+        select(
+            func.coalesce(func.sum(ModelCall.cost_usd), 0),
+            func.coalesce(func.sum(ModelCall.cost_if_opus_usd), 0),
+        )
+        .join(Job, Job.id == ModelCall.job_id)
+        .where(Job.batch_id == batch_id)
+    ).one()
+    finished = sum(counts.get(s, 0) for s in JobStatus if s.finished)
+    return {
+        "id": str(batch.id),
+        "count": batch.job_count,
+        "counts": {status.value: counts.get(status, 0) for status in JobStatus},
+        "by_tier": by_tier,
+        "finished": finished,
+        "progress": finished / batch.job_count if batch.job_count else 1.0,
+        "done": finished == batch.job_count,
+        "cost_usd": float(cost),
+        "cost_if_opus_usd": float(cost_if_opus),
+        "created_at": batch.created_at.isoformat(),
+    }
+
+
+def batch_results(session: Session, batch_id: uuid.UUID) -> Iterator[dict[str, Any]]:
+    """Views of a batch's finished jobs, streamed in pages."""
+    if session.get(Batch, batch_id) is None:
+        raise NotFound(f"batch {batch_id} not found")
+    finished = [s.value for s in JobStatus if s.finished]
+    query = (
+        select(Job)
+        .where(Job.batch_id == batch_id, Job.status.in_(finished))
+        .order_by(Job.created_at, Job.id)
+        .options(selectinload(Job.routing), selectinload(Job.calls))
+        .execution_options(yield_per=500)
+    )
+    for job in session.scalars(query):
+        yield job_view(job)

@@ -1,0 +1,202 @@
+"""SQLAlchemy 2 models: the tables that hold every job, decision, call and rating."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+USD = Numeric(18, 10)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention so migrations name constraints stably."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _utc_now_column(**kwargs: Any) -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), **kwargs)
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life: queued → classifying → running → succeeded | failed."""
+
+    QUEUED = "queued"
+    CLASSIFYING = "classifying"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+class CallPurpose(StrEnum):
+    """Why a model call was made: to route a job, or to answer it."""
+
+    CLASSIFY = "classify"
+    COMPLETE = "complete"
+
+
+class ApiKey(Base):
+    """A client credential; only its SHA-256 hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = _utc_now_column()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Batch(Base):
+    """A set of jobs submitted together."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
+    job_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _utc_now_column()
+
+
+class Job(Base):
+    """One prompt and everything that happened to it."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        Index(
+            "uq_jobs_api_key_id_idempotency_key",
+            "api_key_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+            postgresql_where="idempotency_key IS NOT NULL",
+        ),
+        CheckConstraint("max_tokens > 0", name="max_tokens_positive"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED, index=True)
+    prompt: Mapped[str] = mapped_column(Text)
+    system: Mapped[str | None] = mapped_column(Text)
+    max_tokens: Mapped[int] = mapped_column(Integer)
+    force_tier: Mapped[str | None] = mapped_column(String(20))
+    # Per-request override of the tier's thinking, e.g. {"thinking": "none", "effort": "low"}.
+    thinking_override: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    tier: Mapped[str | None] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    result_text: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _utc_now_column()
+    classified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = _utc_now_column(onupdate=func.now())
+
+    routing: Mapped[RoutingDecision | None] = relationship(back_populates="job", uselist=False)
+    calls: Mapped[list[ModelCall]] = relationship(back_populates="job", order_by="ModelCall.id")
+
+
+class RoutingDecision(Base):
+    """Which tier a job was given, by which classifier, and why."""
+
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
+    )
+    tier: Mapped[str] = mapped_column(String(20))
+    # The tier the classifier proposed, before the confidence threshold applied.
+    proposed_tier: Mapped[str | None] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    reasoning: Mapped[str] = mapped_column(Text)
+    classifier: Mapped[str] = mapped_column(String(40))
+    cost_ratio: Mapped[float] = mapped_column(Float)
+    fallback_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _utc_now_column()
+
+    job: Mapped[Job] = relationship(back_populates="routing")
+
+
+class ModelCall(Base):
+    """One billed API call, the classifier's own included."""
+
+    __tablename__ = "model_calls"
+    __table_args__ = (Index("ix_model_calls_created_at_tier", "created_at", "tier"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(100))
+    tier: Mapped[str] = mapped_column(String(20))
+    input_tokens: Mapped[int] = mapped_column(Integer)
+    output_tokens: Mapped[int] = mapped_column(Integer)
+    cache_creation_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[Decimal] = mapped_column(USD)
+    # What this call would have cost without routing: the same usage on the top
+    # tier for a completion, zero for a classifier call (no router, no call).
+    cost_if_opus_usd: Mapped[Decimal] = mapped_column(USD)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str | None] = mapped_column(String(200))
+    stop_reason: Mapped[str | None] = mapped_column(String(40))
+    simulated: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = _utc_now_column()
+
+    job: Mapped[Job | None] = relationship(back_populates="calls")
+
+
+class Rating(Base):
+    """A person's satisfaction with a job's answer, in [0, 1]."""
+
+    __tablename__ = "ratings"
+    __table_args__ = (
+        CheckConstraint("satisfaction >= 0 AND satisfaction <= 1", name="satisfaction_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    satisfaction: Mapped[float] = mapped_column(Float)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _utc_now_column()

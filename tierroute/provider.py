@@ -1,0 +1,200 @@
+"""The model side: one Anthropic SDK client per process, request shapes, error mapping."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+from anthropic.types import Message
+
+from tierroute.config import Settings
+from tierroute.cost import TokenCounts, cost_usd
+from tierroute.errors import (
+    ConfigurationError,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
+from tierroute.tiers import Tier, TierTable, ThinkingMode
+
+SIMULATOR_API_KEY = "sk-ant-simulated"
+# Statuses worth another try: timeouts, conflicts, rate limits, server errors, overload.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+
+
+def make_client(settings: Settings, timeout_s: float | None = None) -> anthropic.Anthropic:
+    """The SDK client for this process. The task owns retries, so the SDK makes none."""
+    if settings.anthropic_api_key is None:
+        if not settings.anthropic_base_url:
+            raise ConfigurationError(
+                "ANTHROPIC_API_KEY is unset, so calls go to the simulator, but "
+                "ANTHROPIC_BASE_URL does not point at one (start it with `tierroute sim`)"
+            )
+        api_key = SIMULATOR_API_KEY
+    else:
+        api_key = settings.anthropic_api_key.get_secret_value()
+    return anthropic.Anthropic(
+        api_key=api_key,
+        base_url=settings.anthropic_base_url or None,
+        max_retries=0,
+        timeout=timeout_s or settings.request_timeout_s,
+    )
+
+
+@dataclass(frozen=True)
+class ThinkingChoice:
+    """The thinking and effort actually sent for one call."""
+
+    mode: ThinkingMode
+    budget_tokens: int = 0
+    effort: str | None = None
+
+
+def resolve_thinking(tier: Tier, override: dict[str, Any] | None) -> ThinkingChoice:
+    """Combine the tier's thinking with a request's override, within what the model accepts."""
+    override = override or {}
+    mode = ThinkingMode(override.get("thinking", tier.thinking))
+    budget = int(override.get("budget_tokens") or tier.thinking_budget_tokens or 1024)
+    if mode is ThinkingMode.ADAPTIVE and not tier.supports_adaptive_thinking:
+        # Every tier model has manual extended thinking; adaptive is the newer shape.
+        mode = ThinkingMode.ENABLED
+    effort = override.get("effort", tier.effort)
+    if not tier.supports_effort:
+        effort = None
+    return ThinkingChoice(mode=mode, budget_tokens=max(budget, 1024), effort=effort)
+
+
+def build_completion_params(
+    tier: Tier,
+    prompt: str,
+    system: str | None,
+    max_tokens: int,
+    thinking_override: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `messages.create` keyword arguments for answering a job on `tier`."""
+    choice = resolve_thinking(tier, thinking_override)
+    params: dict[str, Any] = {
+        "model": tier.model,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": prompt}],
+    }
+    if system:
+        params["system"] = system
+    if choice.mode is ThinkingMode.ADAPTIVE:
+        params["thinking"] = {"type": "adaptive"}
+    elif choice.mode is ThinkingMode.ENABLED:
+        # Thinking tokens count toward max_tokens, so the answer keeps its own budget.
+        params["max_tokens"] = min(max_tokens + choice.budget_tokens, tier.max_output_tokens)
+        params["thinking"] = {"type": "enabled", "budget_tokens": choice.budget_tokens}
+    if choice.effort is not None:
+        params["output_config"] = {"effort": choice.effort}
+    return params
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One billed call, ready to become a `model_calls` row."""
+
+    purpose: str
+    model: str
+    tier: str
+    tokens: TokenCounts
+    cost_usd: Decimal
+    cost_if_opus_usd: Decimal
+    latency_ms: int
+    request_id: str | None
+    stop_reason: str | None
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A model's answer and its bill."""
+
+    message: Message
+    text: str
+    record: CallRecord
+
+
+def message_text(message: Message) -> str:
+    """The answer's text blocks joined; thinking blocks are not part of the answer."""
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+def call_model(
+    client: anthropic.Anthropic,
+    params: dict[str, Any],
+    *,
+    purpose: str,
+    tiers: TierTable,
+    simulated: bool,
+    timeout_s: float | None = None,
+) -> CallResult:
+    """Make one call and price it; SDK errors become retryable or permanent errors."""
+    tier = tiers.by_model(params["model"])
+    if tier is None:
+        raise ConfigurationError(f"model {params['model']!r} is not in the tier table")
+    started = time.perf_counter()
+    try:
+        options = {} if timeout_s is None else {"timeout": timeout_s}
+        message = client.messages.create(**params, **options)
+    except anthropic.APIStatusError as exc:
+        raise provider_error(exc) from exc
+    except anthropic.APITimeoutError as exc:
+        raise RetryableProviderError(f"{tier.model}: request timed out") from exc
+    except anthropic.APIConnectionError as exc:
+        raise RetryableProviderError(f"{tier.model}: connection failed: {exc}") from exc
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    tokens = TokenCounts.from_usage(message.usage)
+    cost = cost_usd(tokens, tier)
+    # The all-Opus baseline answers the same prompt but never pays for routing.
+    if_opus = cost_usd(tokens, tiers.top) if purpose == "complete" else Decimal(0)
+    record = CallRecord(
+        purpose=purpose,
+        model=message.model or tier.model,
+        tier=tier.name,
+        tokens=tokens,
+        cost_usd=cost,
+        cost_if_opus_usd=if_opus,
+        latency_ms=latency_ms,
+        request_id=message._request_id,
+        stop_reason=message.stop_reason,
+        simulated=simulated,
+    )
+    return CallResult(message=message, text=message_text(message), record=record)
+
+
+def provider_error(exc: anthropic.APIStatusError) -> ProviderError:
+    """Map an HTTP error from the API to our retryable/permanent split."""
+    detail = _error_message(exc)
+    if exc.status_code in RETRYABLE_STATUSES:
+        return RetryableProviderError(
+            f"HTTP {exc.status_code}: {detail}", retry_after_s=retry_after_seconds(exc.response)
+        )
+    return PermanentProviderError(f"HTTP {exc.status_code}: {detail}")
+
+
+def retry_after_seconds(response: Any) -> float | None:
+    """Seconds the server asked us to wait (`retry-after-ms` or `retry-after`), if any."""
+    headers = getattr(response, "headers", None) or {}
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return max(0.0, float(raw) * scale)
+        except ValueError:
+            continue  # an HTTP date; rare from Anthropic, treat as absent
+    return None
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+    return str(exc.message)

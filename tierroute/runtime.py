@@ -1,0 +1,58 @@
+"""Per-process resources (DB engine, SDK client, classifier), built once on first use."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import anthropic
+
+from tierroute import db
+from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
+from tierroute.config import Settings, get_settings
+from tierroute.provider import make_client
+from tierroute.tiers import TierTable, default_tier_table
+
+
+@dataclass
+class Runtime:
+    """Everything a worker or API process needs to route and answer prompts."""
+
+    settings: Settings
+    tiers: TierTable
+    client: anthropic.Anthropic
+    classifier: Classifier
+    policy: RoutingPolicy
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime; lifecycle hooks call it early, tasks call it lazily."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            settings = get_settings()
+            tiers = default_tier_table()
+            db.init_engine(settings)
+            client = make_client(settings)
+            _runtime = Runtime(
+                settings=settings,
+                tiers=tiers,
+                client=client,
+                classifier=build_classifier(settings, tiers, client),
+                policy=build_policy(settings, tiers),
+            )
+        return _runtime
+
+
+def reset_runtime() -> None:
+    """Forget inherited resources, e.g. in a freshly forked worker child."""
+    global _runtime
+    with _lock:
+        if _runtime is not None:
+            _runtime.client.close()
+        _runtime = None
+        db.dispose_engine()

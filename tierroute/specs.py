@@ -1,0 +1,58 @@
+"""What a client may ask for: one validated shape shared by the API, the CLI and batches."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tierroute.errors import InvalidInput
+from tierroute.tiers import EFFORT_LEVELS, default_tier_table
+
+MAX_PROMPT_CHARS = 800_000  # ~200k tokens: the tier models' context window
+
+
+class ThinkingOverride(BaseModel):
+    """A request's own thinking settings; tiers apply only what their model supports."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    thinking: Literal["none", "adaptive", "enabled"] | None = None
+    budget_tokens: int | None = Field(default=None, ge=1024, le=64000)
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class JobSpec(BaseModel):
+    """One prompt to route and answer."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
+    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    max_tokens: int | None = Field(default=None, ge=1, le=64000)
+    force_tier: int | str | None = None
+    thinking: ThinkingOverride | None = None
+    metadata: dict[str, Any] | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or only whitespace")
+        return value
+
+    @field_validator("force_tier")
+    @classmethod
+    def _known_tier(cls, value: int | str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return default_tier_table().parse(value).name
+        except InvalidInput as exc:
+            raise ValueError(exc.detail.removeprefix("force_tier: ")) from exc
+
+
+__all__ = ["EFFORT_LEVELS", "JobSpec", "ThinkingOverride"]

@@ -1,0 +1,6 @@
+"""Celery adapter: `celery -A worker worker -Q classify` and `-Q haiku,sonnet,opus`."""
+
+from worker.celery_app import QUEUES, app
+from worker.tasks import classify, complete
+
+__all__ = ["QUEUES", "app", "classify", "complete"]

@@ -1,0 +1,60 @@
+"""The Celery app: queues, delivery guarantees, and per-process lifecycle hooks."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init, worker_ready
+from kombu import Queue
+
+from tierroute.config import get_settings
+from tierroute.errors import ConfigurationError
+from tierroute.runtime import get_runtime, reset_runtime
+
+QUEUES = ("classify", "haiku", "sonnet", "opus")
+# Long enough for the slowest model call plus the longest retry countdown, so Redis
+# never hands an unacknowledged message to a second worker while the first still works.
+VISIBILITY_TIMEOUT_S = 3600
+
+log = logging.getLogger(__name__)
+
+
+def _broker_url() -> str:
+    url = get_settings().broker_url
+    if not url:
+        raise ConfigurationError(
+            "TIERROUTE_BROKER_URL is not set; start the stack with `tierroute up`, "
+            "or point it at Redis (redis://127.0.0.1:6379/0)"
+        )
+    return url
+
+
+app = Celery("tierroute", broker=_broker_url())
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="classify",
+    task_routes={"tierroute.classify": {"queue": "classify"}},
+    task_ignore_result=True,  # results live in Postgres; no result backend
+    task_acks_late=True,  # a worker that dies mid-task leaves the message for another
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=4,
+    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+    broker_connection_retry_on_startup=True,
+    worker_send_task_events=True,  # Flower
+    task_send_sent_event=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@worker_ready.connect
+def _build_runtime(**_: Any) -> None:
+    # Fail at startup, not on the first task, when settings or the DB are wrong.
+    get_runtime()
+
+
+@worker_process_init.connect
+def _fresh_runtime_after_fork(**_: Any) -> None:
+    # A prefork child must not reuse the parent's sockets (DB pool, HTTP client).
+    reset_runtime()
