@@ -60,9 +60,7 @@ def create_job(
     return job, True
 
 
-def _job_by_idempotency_key(
-    session: Session, api_key_id: uuid.UUID | None, key: str
-) -> Job | None:
+def _job_by_idempotency_key(session: Session, api_key_id: uuid.UUID | None, key: str) -> Job | None:
     query = select(Job).where(Job.idempotency_key == key)
     query = query.where(
         Job.api_key_id.is_(None) if api_key_id is None else Job.api_key_id == api_key_id

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from tierroute.classifiers import RoutingDecision
 from tierroute.db import session_scope
 from tierroute.errors import PermanentProviderError, RetryableProviderError
-from tierroute.models import Job, JobStatus, ModelCall, RoutingDecision as DecisionRow
+from tierroute.models import Job, JobStatus, ModelCall
+from tierroute.models import RoutingDecision as DecisionRow
 from tierroute.provider import CallRecord, build_completion_params, call_model
 from tierroute.runtime import Runtime
 
@@ -128,7 +129,11 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
                 updated_at=func.now(),
             )
             .returning(
-                Job.prompt, Job.system, Job.max_tokens, Job.tier, Job.thinking_override,
+                Job.prompt,
+                Job.system,
+                Job.max_tokens,
+                Job.tier,
+                Job.thinking_override,
                 Job.attempts,
             )
         ).first()

@@ -18,7 +18,7 @@ from tierroute.errors import (
     ProviderError,
     RetryableProviderError,
 )
-from tierroute.tiers import Tier, TierTable, ThinkingMode
+from tierroute.tiers import ThinkingMode, Tier, TierTable
 
 SIMULATOR_API_KEY = "sk-ant-simulated"
 # Statuses worth another try: timeouts, conflicts, rate limits, server errors, overload.
@@ -61,6 +61,9 @@ def resolve_thinking(tier: Tier, override: dict[str, Any] | None) -> ThinkingCho
     if mode is ThinkingMode.ADAPTIVE and not tier.supports_adaptive_thinking:
         # Every tier model has manual extended thinking; adaptive is the newer shape.
         mode = ThinkingMode.ENABLED
+    elif mode is ThinkingMode.ENABLED and tier.supports_adaptive_thinking:
+        # Where adaptive exists the SDK deprecates a manual budget; send the new shape.
+        mode = ThinkingMode.ADAPTIVE
     effort = override.get("effort", tier.effort)
     if not tier.supports_effort:
         effort = None
@@ -139,8 +142,8 @@ def call_model(
         raise ConfigurationError(f"model {params['model']!r} is not in the tier table")
     started = time.perf_counter()
     try:
-        options = {} if timeout_s is None else {"timeout": timeout_s}
-        message = client.messages.create(**params, **options)
+        timeout = anthropic.NOT_GIVEN if timeout_s is None else timeout_s
+        message = client.messages.create(**params, timeout=timeout)
     except anthropic.APIStatusError as exc:
         raise provider_error(exc) from exc
     except anthropic.APITimeoutError as exc:

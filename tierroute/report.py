@@ -14,8 +14,7 @@ def build_report(session: Session, tiers: TierTable) -> dict[str, Any]:
     """The report as plain data, read from the analyst views so both always agree."""
     savings = session.execute(text("SELECT * FROM savings")).mappings().one()
     quality = {
-        row["tier"]: row
-        for row in session.execute(text("SELECT * FROM tier_quality")).mappings()
+        row["tier"]: row for row in session.execute(text("SELECT * FROM tier_quality")).mappings()
     }
     failed = session.execute(text("SELECT count(*) FROM jobs WHERE status = 'failed'")).scalar_one()
     simulated = session.execute(
@@ -70,12 +69,14 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("Distribution by tier:")
     for row in report["distribution"]:
         lines.append(
-            f"  {row['tier']:<7} {row['model']:<20} {row['jobs']:>6} jobs ({row['share_pct']:5.1f}%)"
-            f"   ${row['cost_usd']:.6f}"
+            f"  {row['tier']:<7} {row['model']:<20} {row['jobs']:>6} jobs "
+            f"({row['share_pct']:5.1f}%)   ${row['cost_usd']:.6f}"
         )
     lines.append("")
-    lines.append(f"Classifier cost:     ${report['classifier_cost_usd']:.6f}"
-                 f"  ({report['classifier_calls']} calls)")
+    lines.append(
+        f"Classifier cost:     ${report['classifier_cost_usd']:.6f}"
+        f"  ({report['classifier_calls']} calls)"
+    )
     lines.append(f"Completion cost:     ${report['completion_cost_usd']:.6f}")
     lines.append(f"Total cost:          ${report['total_cost_usd']:.6f}")
     lines.append(f"Cost if all Opus:    ${report['cost_if_all_opus_usd']:.6f}")
@@ -89,7 +90,8 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("  no ratings yet: rate an answer with `tierroute rate JOB_ID SCORE`")
     for row in rated:
         lines.append(
-            f"  {row['tier']:<7} {row['avg_satisfaction']:.2f} average over {row['rated_jobs']} rated jobs"
+            f"  {row['tier']:<7} {row['avg_satisfaction']:.2f} average "
+            f"over {row['rated_jobs']} rated jobs"
         )
     lines.append("=" * 60)
     return "\n".join(lines)

@@ -114,8 +114,9 @@ class TierTable:
                 if tier.name == name:
                     return tier
             raise InvalidInput(
-                "force_tier", f"{value!r} is not a tier; use 1..{len(self.tiers)} or one of "
-                f"{', '.join(self.names)}"
+                "force_tier",
+                f"{value!r} is not a tier; use 1..{len(self.tiers)} or one of "
+                f"{', '.join(self.names)}",
             )
         raise InvalidInput("force_tier", "must be a tier rank (int) or name (str)")
 

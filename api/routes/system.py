@@ -32,7 +32,8 @@ def route(body: RouteIn, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
         spec = JobSpec(prompt=body.prompt, system=body.system, force_tier=body.force_tier)
     except ValueError as exc:
         raise InvalidInput("body", str(exc).splitlines()[-1].strip()) from None
-    decision = decide(rt, spec.prompt, spec.system, spec.force_tier)
+    forced = None if spec.force_tier is None else str(spec.force_tier)
+    decision = decide(rt, spec.prompt, spec.system, forced)
     if decision.call is not None:
         with session_scope() as session:
             record_call(session, decision.call, job_id=None)

@@ -1,0 +1,5 @@
+"""`python -m tierroute` is the `tierroute` command."""
+
+from tierroute.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""The `tierroute` command: demo, the local stack, and clients of the HTTP API."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from tierroute.client import ApiClient, ApiError, api_url
+from tierroute.errors import TierrouteError
+
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _exit_on_sigterm() -> None:
+    # `kill` or `docker stop` must unwind the stack like Ctrl-C, so embedded
+    # Postgres and Redis are stopped by their context managers, not orphaned.
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def friendly_errors(func: F) -> F:
+    """Turn our errors into one line on stderr and exit status 1, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (TierrouteError, ApiError) as exc:
+            detail = exc.detail if isinstance(exc, TierrouteError) else str(exc)
+            click.echo(f"error: {detail}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+api_option = click.option(
+    "--api", "api", default=None, help="API base URL (default $TIERROUTE_API_URL or :8000)."
+)
+
+
+@click.group()
+@click.version_option(package_name="tierroute")
+def main() -> None:
+    """tierroute: route each prompt to the cheapest Claude tier that answers it well."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+@click.option("--prompts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--keep", is_flag=True, help="Keep the embedded database under the data dir.")
+@friendly_errors
+def demo(prompts: Path | None, keep: bool) -> None:
+    """Start everything, route a sample set end to end, print the report, stop."""
+    from tierroute.demo import run_demo
+
+    _exit_on_sigterm()
+    run_demo(console, prompts, keep)
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True)
+@click.option("--flower-port", default=5555, show_default=True)
+@friendly_errors
+def up(port: int, flower_port: int) -> None:
+    """Run the local stack (API, workers, Flower, simulator) until Ctrl-C."""
+    from tierroute.demo import run_up
+
+    _exit_on_sigterm()
+    run_up(console, port, flower_port)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait", is_flag=True, help="Follow the batch until every job has finished.")
+@click.option("--force-tier", default=None, help="Run every prompt on this tier (1-3 or name).")
+@api_option
+@friendly_errors
+def submit(file: Path, wait: bool, force_tier: str | None, api: str | None) -> None:
+    """Submit a JSONL prompt file as one batch; prints the batch id."""
+    from tierroute.batchfile import read_prompt_file, to_ndjson
+    from tierroute.progress import wait_for_batch
+
+    specs = read_prompt_file(file, force_tier)
+    client = ApiClient(api_url(api))
+    with console.status(f"uploading {len(specs)} prompts"):
+        accepted = client.request(
+            "POST",
+            "/v1/batches",
+            content=to_ndjson(specs),
+            headers={"content-type": "application/x-ndjson"},
+        )
+    console.print(f"batch [bold]{accepted['id']}[/] accepted: {accepted['count']} prompts")
+    if wait:
+        view = wait_for_batch(client, accepted["id"], console)
+        console.print(f"done: {view['counts']}  cost ${view['cost_usd']:.6f}")
+    click.echo(accepted["id"])
+
+
+@main.command()
+@click.argument("ident")
+@click.option("--json", "as_json", is_flag=True)
+@api_option
+@friendly_errors
+def status(ident: str, as_json: bool, api: str | None) -> None:
+    """Status of a job or a batch."""
+    client = ApiClient(api_url(api))
+    try:
+        view = client.request("GET", f"/v1/jobs/{ident}")
+    except ApiError as exc:
+        if "404" not in str(exc):
+            raise
+        view = client.request("GET", f"/v1/batches/{ident}")
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    for key, value in view.items():
+        if value is not None:
+            console.print(f"[bold]{key}[/]: {value}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@api_option
+@friendly_errors
+def report(as_json: bool, api: str | None) -> None:
+    """Distribution by tier, cost, cost if all Opus, savings, quality."""
+    from tierroute.report import format_report
+
+    data = ApiClient(api_url(api)).request("GET", "/v1/report")
+    click.echo(json.dumps(data, indent=2) if as_json else format_report(data))
+
+
+@main.command()
+@click.argument("job_id")
+@click.argument("score", type=click.FloatRange(0.0, 1.0))
+@click.option("--comment", default=None)
+@api_option
+@friendly_errors
+def rate(job_id: str, score: float, comment: str | None, api: str | None) -> None:
+    """Record a satisfaction rating in [0, 1] for a job."""
+    body = {"satisfaction": score, "comment": comment}
+    ApiClient(api_url(api)).request("POST", f"/v1/jobs/{job_id}/rating", json=body)
+    click.echo(f"rated {job_id}: {score}")
+
+
+@main.command()
+@click.argument("text")
+@click.option("--json", "as_json", is_flag=True)
+@api_option
+@friendly_errors
+def route(text: str, as_json: bool, api: str | None) -> None:
+    """The routing decision for TEXT alone; nothing is executed."""
+    decision = ApiClient(api_url(api)).request("POST", "/v1/route", json={"prompt": text})
+    if as_json:
+        click.echo(json.dumps(decision, indent=2))
+        return
+    note = " (simulated)" if decision["simulated"] else ""
+    console.print(
+        f"tier [bold]{decision['tier']}[/] ({decision['model']}){note}\n"
+        f"confidence {decision['confidence']:.2f}  score {decision['score']}  "
+        f"classifier {decision['classifier']}\nreasoning: {decision['reasoning']}"
+    )
+    if decision["fallback_reason"]:
+        console.print(f"fallback: {decision['fallback_reason']}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@friendly_errors
+def sim(host: str, port: int) -> None:
+    """Serve the Anthropic Messages API simulator (configure with TIERROUTE_SIM_*)."""
+    from tierroute.simulator import run_simulator
+
+    click.echo(f"simulated Anthropic Messages API on http://{host}:{port} (not real models)")
+    run_simulator(host=host, port=port)
+
+
+@main.command()
+@friendly_errors
+def migrate() -> None:
+    """`alembic upgrade head` on TIERROUTE_DATABASE_URL."""
+    from tierroute.config import get_settings
+    from tierroute.migrate import upgrade
+
+    url = get_settings().database_url
+    if url is None:
+        raise TierrouteError("TIERROUTE_DATABASE_URL is not set")
+    upgrade(url)
+    click.echo("database is at the latest migration")
+
+
+@main.group()
+def keys() -> None:
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.argument("name")
+@friendly_errors
+def keys_create(name: str) -> None:
+    """Create an API key; the secret is printed once and stored hashed."""
+    from tierroute.config import get_settings
+    from tierroute.db import init_engine, session_scope
+    from tierroute.keys import create_api_key
+
+    init_engine(get_settings())
+    with session_scope() as session:
+        key, raw = create_api_key(session, name)
+    click.echo(f"created key {key.prefix}… for {name!r}; store it now, it is not shown again:")
+    click.echo(raw)

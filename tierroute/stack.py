@@ -1,0 +1,162 @@
+"""The local stack: embedded services when needed, simulator, API, workers, Flower.
+
+`tierroute up` keeps it running; `tierroute demo` and the end-to-end tests use it
+for one run. Every component is a real process started from its real entry point.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+
+from tierroute.config import Settings
+from tierroute.migrate import upgrade
+from tierroute.procs import Child, free_port, start_child, wait_http
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StackOptions:
+    """What to start and where."""
+
+    data_dir: Path
+    api_port: int = 8000
+    flower_port: int | None = None
+    flower_auth: str | None = None
+    classify_concurrency: int = 8
+    tier_concurrency: int = 32
+    simulator_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RunningStack:
+    """URLs and processes of a started stack."""
+
+    api_url: str
+    database_url: str
+    broker_url: str
+    simulator_url: str | None
+    flower_url: str | None
+    flower_auth: str | None
+    children: list[Child]
+    log_dir: Path
+
+
+def _worker_argv(queues: str, node: str, concurrency: int) -> list[str]:
+    return [
+        sys.executable, "-m", "celery", "-A", "worker", "worker",
+        "-Q", queues, "-n", f"{node}@%h", "-P", "threads", "-c", str(concurrency),
+        "--loglevel", "INFO",
+    ]  # fmt: skip
+
+
+def _wait_for_workers(
+    broker_url: str, expected: int, children: list[Child], timeout_s: float
+) -> None:
+    client = Celery(broker=broker_url)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for child in children:
+                if not child.alive():
+                    raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
+            replies = client.control.ping(timeout=1.0) or []
+            if len(replies) >= expected:
+                return
+        raise RuntimeError(f"Celery workers did not answer a ping within {timeout_s:.0f}s")
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStack]:
+    """Start every component, yield their URLs, and stop them all on exit."""
+    from tierroute.embedded import embedded_services
+
+    log_dir = options.data_dir / "logs"
+    children: list[Child] = []
+    need_pg = settings.database_url is None
+    need_redis = settings.broker_url is None
+    with embedded_services(options.data_dir, need_postgres=need_pg, need_redis=need_redis) as emb:
+        database_url = settings.database_url or emb.database_url
+        broker_url = settings.broker_url or emb.broker_url
+        assert database_url and broker_url
+        try:
+            upgrade(database_url)
+            env = {"TIERROUTE_DATABASE_URL": database_url, "TIERROUTE_BROKER_URL": broker_url}
+            simulator_url = None
+            if settings.simulated and not settings.anthropic_base_url:
+                sim_port = free_port()
+                simulator_url = f"http://127.0.0.1:{sim_port}"
+                sim = start_child(
+                    "simulator",
+                    [sys.executable, "-m", "tierroute", "sim", "--port", str(sim_port)],
+                    options.simulator_env,
+                    log_dir,
+                )
+                children.append(sim)
+                wait_http(f"{simulator_url}/_sim/stats", sim, timeout_s=30)
+                env["ANTHROPIC_BASE_URL"] = simulator_url
+            api_url = f"http://127.0.0.1:{options.api_port}"
+            api = start_child(
+                "api",
+                [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
+                 "--port", str(options.api_port), "--log-level", "warning"],
+                env,
+                log_dir,
+            )  # fmt: skip
+            children.append(api)
+            workers = [
+                start_child(
+                    "worker-classify",
+                    _worker_argv("classify", "classify", options.classify_concurrency),
+                    env,
+                    log_dir,
+                ),
+                start_child(
+                    "worker-tiers",
+                    _worker_argv("haiku,sonnet,opus", "tiers", options.tier_concurrency),
+                    env,
+                    log_dir,
+                ),
+            ]
+            children.extend(workers)
+            flower_url = None
+            flower_auth = None
+            if options.flower_port is not None:
+                flower_auth = options.flower_auth or f"admin:{secrets.token_urlsafe(12)}"
+                flower = start_child(
+                    "flower",
+                    [sys.executable, "-m", "celery", "-A", "worker", "flower",
+                     f"--port={options.flower_port}", "--address=127.0.0.1",
+                     f"--basic-auth={flower_auth}"],
+                    env,
+                    log_dir,
+                )  # fmt: skip
+                children.append(flower)
+                flower_url = f"http://127.0.0.1:{options.flower_port}"
+            wait_http(f"{api_url}/healthz", api, timeout_s=60)
+            _wait_for_workers(broker_url, expected=2, children=workers, timeout_s=60)
+            yield RunningStack(
+                api_url=api_url,
+                database_url=database_url,
+                broker_url=broker_url,
+                simulator_url=simulator_url,
+                flower_url=flower_url,
+                flower_auth=flower_auth,
+                children=children,
+                log_dir=log_dir,
+            )
+        finally:
+            # Workers first, so nothing is mid-task when the API and services go.
+            for child in reversed(children):
+                child.stop()
