@@ -1,0 +1,76 @@
+"""A whole stack of real processes (simulator, API, Celery workers, Flower) per module."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Services, truncate_all
+from tierroute.config import Settings
+from tierroute.procs import free_port
+from tierroute.stack import RunningStack, StackOptions, run_stack
+
+FLOWER_AUTH = ("flower", "e2e-secret")
+
+
+@pytest.fixture(scope="module")
+def stack(services: Services) -> Iterator[RunningStack]:
+    truncate_all(services.database_url)
+    settings = Settings().model_copy(
+        update={
+            "database_url": services.database_url,
+            "broker_url": services.broker_url,
+            "anthropic_api_key": None,
+            "anthropic_base_url": None,
+        }
+    )
+    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-e2e-"))
+    options = StackOptions(
+        data_dir=data_dir,
+        api_port=free_port(),
+        flower_port=free_port(),
+        flower_auth=":".join(FLOWER_AUTH),
+        classify_concurrency=4,
+        tier_concurrency=8,
+    )
+    try:
+        with run_stack(settings, options) as running:
+            yield running
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def api(stack: RunningStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+        yield client
+
+
+def wait_for_job(api: httpx.Client, job_id: str, timeout_s: float = 90) -> dict[str, Any]:
+    """Poll until the job has finished; fail with its last state otherwise."""
+    deadline = time.monotonic() + timeout_s
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = api.get(f"/v1/jobs/{job_id}").json()
+        if view["status"] in ("succeeded", "failed"):
+            return view
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish: {view}")
+
+
+def wait_for_batch(api: httpx.Client, batch_id: str, timeout_s: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    view: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        view = api.get(f"/v1/batches/{batch_id}").json()
+        if view["done"]:
+            return view
+        time.sleep(0.3)
+    raise AssertionError(f"batch {batch_id} did not finish: {view}")
