@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration e2e contract prism up bench clean
+.PHONY: demo test lint typecheck unit prism up clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tierroute needs Python 3.11+"'
@@ -38,9 +38,6 @@ test: $(STAMP) prism lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest -ra tests/unit
-
-bench: $(STAMP)
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

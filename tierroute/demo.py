@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import tempfile
 import time
@@ -18,6 +20,20 @@ from tierroute.progress import wait_for_batch
 from tierroute.report import format_report
 from tierroute.stack import StackOptions, run_stack
 
+# Simulated per-model latency for the demo, roughly the shape of real answer times,
+# so the progress bar and the workers' concurrency are visible. Set
+# TIERROUTE_SIM_LATENCY_MS yourself to change it.
+DEMO_LATENCY_MS = {"claude-haiku-4-5": 300, "claude-sonnet-4-6": 900, "claude-opus-4-6": 1800}
+
+
+def _simulator_env() -> dict[str, str]:
+    if "TIERROUTE_SIM_LATENCY_MS" in os.environ:
+        return {}
+    return {
+        "TIERROUTE_SIM_LATENCY_MS": json.dumps(DEMO_LATENCY_MS),
+        "TIERROUTE_SIM_LATENCY_JITTER": "0.3",
+    }
+
 
 def bundled_prompts() -> Path:
     """The sample prompt set shipped with the package (spans all three tiers)."""
@@ -32,7 +48,10 @@ def run_demo(console: Console, prompts: Path | None, keep: bool) -> None:
     started = time.monotonic()
     try:
         with console.status("starting Postgres, Redis, simulator, API and workers"):
-            stack_cm = run_stack(settings, StackOptions(data_dir=data_dir, api_port=free_port()))
+            options = StackOptions(
+                data_dir=data_dir, api_port=free_port(), simulator_env=_simulator_env()
+            )
+            stack_cm = run_stack(settings, options)
             stack = stack_cm.__enter__()
         try:
             console.print(f"stack up in {time.monotonic() - started:.1f}s (logs: {stack.log_dir})")
