@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from tierroute.errors import InvalidInput
-from tierroute.specs import JobSpec
+from tierroute.specs import JobSpec, parse_spec
 
 
 def read_prompt_file(path: Path, force_tier: str | None = None) -> list[JobSpec]:
@@ -24,13 +22,7 @@ def read_prompt_file(path: Path, force_tier: str | None = None) -> list[JobSpec]
                 raise InvalidInput(f"{path}:{number}", f"not valid JSON: {exc.msg}") from None
             if force_tier is not None and isinstance(item, dict):
                 item["force_tier"] = force_tier
-            try:
-                specs.append(JobSpec.model_validate(item))
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                field = ".".join(str(p) for p in first["loc"]) or "value"
-                message = str(first["msg"]).removeprefix("Value error, ")
-                raise InvalidInput(f"{path}:{number}", f"{field}: {message}") from None
+            specs.append(parse_spec(item, f"{path}:{number}"))
     if not specs:
         raise InvalidInput(str(path), "no prompts in file")
     return specs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tierroute.errors import InvalidInput
 from tierroute.tiers import EFFORT_LEVELS, default_tier_table
@@ -55,4 +55,15 @@ class JobSpec(BaseModel):
             raise ValueError(exc.detail.removeprefix("force_tier: ")) from exc
 
 
-__all__ = ["EFFORT_LEVELS", "JobSpec", "ThinkingOverride"]
+def parse_spec(item: object, where: str) -> JobSpec:
+    """Validate one submitted item; the error names `where` (a line or item) and the field."""
+    try:
+        return JobSpec.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "value"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise InvalidInput(where, f"{field}: {message}") from None
+
+
+__all__ = ["EFFORT_LEVELS", "JobSpec", "ThinkingOverride", "parse_spec"]

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import ValidationError
 
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
@@ -18,7 +17,7 @@ from tierroute.db import session_scope
 from tierroute.errors import InvalidInput
 from tierroute.jobs import batch_results, batch_view, create_batch
 from tierroute.runtime import Runtime
-from tierroute.specs import JobSpec
+from tierroute.specs import JobSpec, parse_spec
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
@@ -52,16 +51,7 @@ def parse_batch_body(body: bytes, content_type: str) -> list[JobSpec]:
         raise InvalidInput("body", f"{len(numbered)} prompts; a batch holds at most {MAX_BATCH}")
     if not numbered:
         raise InvalidInput("body", "empty batch")
-    specs = []
-    for number, item in numbered:
-        try:
-            specs.append(JobSpec.model_validate(item))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or "value"
-            message = str(first["msg"]).removeprefix("Value error, ")
-            raise InvalidInput(f"{label} {number}", f"{field}: {message}") from None
-    return specs
+    return [parse_spec(item, f"{label} {number}") for number, item in numbered]
 
 
 @router.post("", status_code=202, response_model=BatchAccepted)
