@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Per-process resources are built here, not at import.
-    runtime = get_runtime()
+    runtime = get_runtime(role="api")
     if not runtime.settings.broker_url:
         raise ConfigurationError("TIERROUTE_BROKER_URL is not set")
     app.state.runtime = runtime

@@ -17,6 +17,11 @@ class BatchAccepted(BaseModel):
     count: int
 
 
+class BatchCancelled(BaseModel):
+    id: str
+    cancelled: int
+
+
 class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -46,8 +46,17 @@ class Settings(BaseSettings):
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     default_max_tokens: int = 1024
-    # Pool size for the API and the workers' SQLAlchemy engines.
+    # SQLAlchemy pool per process (plus as many overflow connections). Tasks hold a
+    # connection only around short transactions, never during a model call, so a
+    # worker with hundreds of threads needs tens of connections, not hundreds.
     db_pool_size: int = 10
+    # Classify workers run the feeder: it keeps up to feeder_max_depth messages in
+    # the classify queue, sending feeder_chunk at a time.
+    feeder: bool = True
+    feeder_max_depth: int = 5000
+    feeder_chunk: int = 1000
+    # Open connections to the Anthropic API per process; above the thread count.
+    http_max_connections: int = 2000
 
     @field_validator("confidence_threshold")
     @classmethod
@@ -56,7 +65,9 @@ class Settings(BaseSettings):
             raise ValueError("must be within [0, 1]")
         return value
 
-    @field_validator("max_attempts", "default_max_tokens", "db_pool_size")
+    @field_validator(
+        "max_attempts", "default_max_tokens", "db_pool_size", "feeder_max_depth", "feeder_chunk"
+    )
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -60,29 +60,46 @@ def create_job(
     return job, True
 
 
+def claim_for_enqueue(session: Session, job_id: uuid.UUID) -> bool:
+    """Stamp a queued job as sent, unless the feeder already took it."""
+    stamped = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED, Job.enqueued_at.is_(None))
+        .values(enqueued_at=func.now())
+        .returning(Job.id)
+    ).first()
+    return stamped is not None
+
+
+def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
+    """Cancel a batch's jobs that have not started running; returns how many."""
+    if session.get(Batch, batch_id) is None:
+        raise NotFound(f"batch {batch_id} not found")
+    not_started = or_(
+        Job.status == JobStatus.QUEUED,
+        # Routed and waiting in a tier queue; the complete task will skip it.
+        and_(Job.status == JobStatus.CLASSIFYING, Job.tier.is_not(None)),
+    )
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.batch_id == batch_id, not_started)
+        .values(
+            status=JobStatus.CANCELLED,
+            error="cancelled before it started",
+            finished_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(Job.id)
+    ).all()
+    return len(cancelled)
+
+
 def _job_by_idempotency_key(session: Session, api_key_id: uuid.UUID | None, key: str) -> Job | None:
     query = select(Job).where(Job.idempotency_key == key)
     query = query.where(
         Job.api_key_id.is_(None) if api_key_id is None else Job.api_key_id == api_key_id
     )
     return session.scalars(query).first()
-
-
-def create_batch(
-    session: Session,
-    specs: Sequence[JobSpec],
-    *,
-    default_max_tokens: int,
-    api_key_id: uuid.UUID | None = None,
-) -> tuple[Batch, list[uuid.UUID]]:
-    """Insert a batch and its queued jobs in one statement per table."""
-    batch = Batch(id=uuid.uuid4(), api_key_id=api_key_id, job_count=len(specs))
-    session.add(batch)
-    session.flush()
-    rows = [_job_row(spec, default_max_tokens, batch.id, api_key_id) for spec in specs]
-    if rows:
-        session.execute(insert(Job), rows)
-    return batch, [row["id"] for row in rows]
 
 
 def get_job(session: Session, job_id: uuid.UUID) -> Job:

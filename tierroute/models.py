@@ -47,17 +47,21 @@ def _utc_now_column(**kwargs: Any) -> Mapped[datetime]:
 
 
 class JobStatus(StrEnum):
-    """Where a job is in its life: queued → classifying → running → succeeded | failed."""
+    """Where a job is in its life: queued → classifying → running → succeeded | failed.
+
+    A job that has not started running can instead be cancelled.
+    """
 
     QUEUED = "queued"
     CLASSIFYING = "classifying"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED)
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 class CallPurpose(StrEnum):
@@ -98,6 +102,11 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
         Index(
+            "ix_jobs_created_at_unsent",
+            "created_at",
+            postgresql_where="status = 'queued' AND enqueued_at IS NULL",
+        ),
+        Index(
             "uq_jobs_api_key_id_idempotency_key",
             "api_key_id",
             "idempotency_key",
@@ -125,6 +134,10 @@ class Job(Base):
     result_text: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _utc_now_column()
+    # Set when the classify message was sent; the feeder sends rows without it.
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A task holds the job until then; a duplicate delivery skips a leased job.
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     classified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

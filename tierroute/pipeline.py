@@ -1,7 +1,8 @@
 """The two steps of a job, as the Celery tasks run them: classify, then complete.
 
-Each step claims the job with a conditional UPDATE, so a redelivered message for a
-job that has moved on does nothing. Network calls happen outside transactions.
+Each step claims the job with a conditional UPDATE that also takes a lease, so a
+redelivered or duplicated message for a job that has moved on, or that another
+worker holds, does nothing. Network calls happen outside transactions.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.orm import Session
 
 from tierroute.classifiers import RoutingDecision
@@ -54,13 +56,39 @@ def decide(rt: Runtime, prompt: str, system: str | None, force_tier: str | None)
     return rt.classifier.classify(prompt, system)
 
 
+# A lease outlives the longest call a task can make (the SDK timeout), so it only
+# expires when the task that took it is gone.
+LEASE_MARGIN_S = 30.0
+
+
+def _lease_until(seconds: float) -> Any:
+    return func.now() + timedelta(seconds=seconds + LEASE_MARGIN_S)
+
+
+def _lease_expired() -> Any:
+    return or_(Job.lease_expires_at.is_(None), Job.lease_expires_at < func.now())
+
+
 def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
     """Route a queued job. Returns the tier whose queue should run it, or None to skip."""
     with session_scope() as session:
         claimed = session.execute(
             update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CLASSIFYING, updated_at=func.now())
+            .where(
+                Job.id == job_id,
+                or_(
+                    Job.status == JobStatus.QUEUED,
+                    # A classifier that died mid-call left its lease to expire.
+                    and_(
+                        Job.status == JobStatus.CLASSIFYING, Job.tier.is_(None), _lease_expired()
+                    ),
+                ),
+            )
+            .values(
+                status=JobStatus.CLASSIFYING,
+                lease_expires_at=_lease_until(rt.settings.classify_timeout_s),
+                updated_at=func.now(),
+            )
             .returning(Job.prompt, Job.system, Job.force_tier)
         ).first()
         if claimed is None:
@@ -70,7 +98,21 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
     decision = decide(rt, claimed.prompt, claimed.system, claimed.force_tier)
     with session_scope() as session:
         if decision.call is not None:
-            record_call(session, decision.call, job_id)
+            record_call(session, decision.call, job_id)  # billed, whatever happens next
+        routed = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.CLASSIFYING, Job.tier.is_(None))
+            .values(
+                tier=decision.tier,
+                classified_at=func.now(),
+                lease_expires_at=None,
+                updated_at=func.now(),
+            )
+            .returning(Job.id)
+        ).first()
+        if routed is None:
+            log.info("classify: job %s was cancelled or routed meanwhile", job_id)
+            return None
         session.add(
             DecisionRow(
                 job_id=job_id,
@@ -84,11 +126,6 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
                 fallback_reason=decision.fallback_reason,
             )
         )
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id)
-            .values(tier=decision.tier, classified_at=func.now(), updated_at=func.now())
-        )
     log.info("job %s routed to %s (%s)", job_id, decision.tier, decision.classifier)
     return decision.tier
 
@@ -99,7 +136,7 @@ def _routed_tier_awaiting_run(session: Session, job_id: uuid.UUID) -> str | None
         log.warning("classify: job %s does not exist; dropping the message", job_id)
         return None
     if job.status == JobStatus.CLASSIFYING and job.tier is not None:
-        return job.tier
+        return job.tier  # a duplicate complete message is skipped by its lease
     log.info("classify: job %s is %s; nothing to do", job_id, job.status)
     return None
 
@@ -120,11 +157,16 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
             .where(
                 Job.id == job_id,
                 Job.tier.is_not(None),
-                Job.status.in_([JobStatus.CLASSIFYING, JobStatus.RUNNING]),
+                or_(
+                    Job.status == JobStatus.CLASSIFYING,
+                    # A retry, or a worker that died mid-call and left its lease.
+                    and_(Job.status == JobStatus.RUNNING, _lease_expired()),
+                ),
             )
             .values(
                 status=JobStatus.RUNNING,
                 attempts=Job.attempts + 1,
+                lease_expires_at=_lease_until(rt.settings.request_timeout_s),
                 started_at=func.coalesce(Job.started_at, func.now()),
                 updated_at=func.now(),
             )
@@ -138,7 +180,7 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
             )
         ).first()
     if claimed is None:
-        log.info("complete: job %s is not ready to run or already finished; skipping", job_id)
+        log.info("complete: job %s is finished, cancelled or held by another worker", job_id)
         return None
     tier = rt.tiers.get(claimed.tier)
     params = build_completion_params(
@@ -171,8 +213,11 @@ def _after_transient_failure(
     delay = min(max(backoff, exc.retry_after_s or 0.0), settings.retry_backoff_max_s)
     reason = f"attempt {attempts} failed: {exc.detail}; retrying in {delay:.1f}s"
     with session_scope() as session:
+        # Release the lease so the retry message can claim the job when it arrives.
         session.execute(
-            update(Job).where(Job.id == job_id).values(error=reason, updated_at=func.now())
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+            .values(error=reason, lease_expires_at=None, updated_at=func.now())
         )
     return RetryLater(delay_s=delay, reason=reason)
 
@@ -193,6 +238,7 @@ def _set_finished(
     values: dict[str, Any] = {
         "status": status,
         "error": error,
+        "lease_expires_at": None,
         "finished_at": func.now(),
         "updated_at": func.now(),
     }

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import anthropic
+import httpx2 as httpx  # the SDK's HTTP client package
 from anthropic.types import Message
 
 from tierroute.config import Settings
@@ -25,8 +26,14 @@ SIMULATOR_API_KEY = "sk-ant-simulated"
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
-def make_client(settings: Settings, timeout_s: float | None = None) -> anthropic.Anthropic:
-    """The SDK client for this process. The task owns retries, so the SDK makes none."""
+def make_client(
+    settings: Settings, timeout_s: float | None = None, client_name: str | None = None
+) -> anthropic.Anthropic:
+    """The SDK client for this process. The task owns retries, so the SDK makes none.
+
+    `client_name` goes out as the `x-tierroute-client` header, so the simulator (and
+    any proxy) can count calls in flight per worker process.
+    """
     if settings.anthropic_api_key is None:
         if not settings.anthropic_base_url:
             raise ConfigurationError(
@@ -36,11 +43,19 @@ def make_client(settings: Settings, timeout_s: float | None = None) -> anthropic
         api_key = SIMULATOR_API_KEY
     else:
         api_key = settings.anthropic_api_key.get_secret_value()
+    limits = httpx.Limits(
+        max_connections=settings.http_max_connections,
+        # Keep every connection alive: hundreds of calls in flight would otherwise
+        # reconnect on each call once past the SDK's default of 100 idle connections.
+        max_keepalive_connections=settings.http_max_connections,
+    )
     return anthropic.Anthropic(
         api_key=api_key,
         base_url=settings.anthropic_base_url or None,
         max_retries=0,
         timeout=timeout_s or settings.request_timeout_s,
+        default_headers={"x-tierroute-client": client_name} if client_name else None,
+        http_client=anthropic.DefaultHttpxClient(limits=limits),
     )
 
 

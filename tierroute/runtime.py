@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -29,15 +30,18 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
-def get_runtime() -> Runtime:
-    """This process's runtime; lifecycle hooks call it early, tasks call it lazily."""
+def get_runtime(role: str = "worker") -> Runtime:
+    """This process's runtime; lifecycle hooks call it early, tasks call it lazily.
+
+    `role` (api, classify, tiers) names this process to the model API, once.
+    """
     global _runtime
     with _lock:
         if _runtime is None:
             settings = get_settings()
             tiers = default_tier_table()
             db.init_engine(settings)
-            client = make_client(settings)
+            client = make_client(settings, client_name=f"{role}-{os.getpid()}")
             _runtime = Runtime(
                 settings=settings,
                 tiers=tiers,

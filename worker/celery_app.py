@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import threading
+
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 from tierroute.config import get_settings
@@ -31,7 +33,10 @@ def _broker_url() -> str:
     return url
 
 
-app = Celery("tierroute", broker=_broker_url())
+app = Celery("tierroute")
+# Read lazily, when Celery first needs its configuration (worker start, first send),
+# so importing this module needs no environment.
+app.add_defaults(lambda: {"broker_url": _broker_url()})
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="classify",
@@ -48,10 +53,33 @@ app.conf.update(
 )
 
 
+_feeder_stop: threading.Event | None = None
+
+
+def _consumed_queues(consumer: Any) -> set[str]:
+    task_consumer = getattr(consumer, "task_consumer", None)
+    return {queue.name for queue in getattr(task_consumer, "queues", [])}
+
+
 @worker_ready.connect
-def _build_runtime(**_: Any) -> None:
+def _build_runtime(sender: Any = None, **_: Any) -> None:
+    global _feeder_stop
+    queues = _consumed_queues(sender)
+    role = "classify" if "classify" in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
-    get_runtime()
+    runtime = get_runtime(role=role)
+    settings = runtime.settings
+    if "classify" in queues and settings.feeder:
+        from worker import feeder
+
+        _feeder_stop = feeder.start(app, settings.feeder_max_depth, settings.feeder_chunk)
+        log.info("feeder running in this classify worker")
+
+
+@worker_shutdown.connect
+def _stop_feeder(**_: Any) -> None:
+    if _feeder_stop is not None:
+        _feeder_stop.set()
 
 
 @worker_process_init.connect

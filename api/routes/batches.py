@@ -1,79 +1,54 @@
-"""/v1/batches: many prompts at once (JSON array or NDJSON), status and results."""
+"""/v1/batches: up to 100,000 prompts at once (NDJSON, optionally gzip, or a JSON array)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api.deps import get_enqueuer, get_rt, parse_id
-from api.queue import Enqueuer
-from api.schemas import BatchAccepted
+from api.deps import get_rt, parse_id
+from api.schemas import BatchAccepted, BatchCancelled
+from api.upload import spool_body
 from tierroute.db import session_scope
-from tierroute.errors import InvalidInput
-from tierroute.jobs import batch_results, batch_view, create_batch
+from tierroute.ingest import copy_batch, json_array_specs, ndjson_specs
+from tierroute.jobs import batch_results, batch_view, cancel_batch
 from tierroute.runtime import Runtime
-from tierroute.specs import JobSpec, parse_spec
+from tierroute.specs import JobSpec
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"])
 
-MAX_BATCH = 100_000
 
-
-def parse_batch_body(body: bytes, content_type: str) -> list[JobSpec]:
-    """Read a JSON array or NDJSON body into specs; a bad line is named by its number."""
-    text = body.decode("utf-8", errors="strict")
-    stripped = text.lstrip()
-    if not stripped:
-        raise InvalidInput("body", "empty batch")
-    if stripped.startswith("[") and "ndjson" not in content_type:
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput("body", f"not valid JSON: {exc.msg} at char {exc.pos}") from None
-        numbered = list(enumerate(items, start=1))
-        label = "item"
-    else:
-        numbered = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InvalidInput(f"line {number}", f"not valid JSON: {exc.msg}") from None
-        label = "line"
-    if len(numbered) > MAX_BATCH:
-        raise InvalidInput("body", f"{len(numbered)} prompts; a batch holds at most {MAX_BATCH}")
-    if not numbered:
-        raise InvalidInput("body", "empty batch")
-    return [parse_spec(item, f"{label} {number}") for number, item in numbered]
+def _specs(body: IO[bytes], content_type: str) -> Iterator[JobSpec]:
+    first = body.read(64).lstrip()
+    body.seek(0)
+    if first.startswith(b"[") and "ndjson" not in content_type:
+        return json_array_specs(body)
+    return ndjson_specs(body)
 
 
 @router.post("", status_code=202, response_model=BatchAccepted)
-async def submit_batch(
-    request: Request,
-    rt: Annotated[Runtime, Depends(get_rt)],
-    enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
-) -> BatchAccepted:
-    """Accept many prompts as a JSON array or NDJSON (one JSON object per line)."""
-    body = await request.body()
-    specs = parse_batch_body(body, request.headers.get("content-type", ""))
+async def submit_batch(request: Request, rt: Annotated[Runtime, Depends(get_rt)]) -> BatchAccepted:
+    """Accept many prompts: NDJSON (one job object per line, `Content-Encoding: gzip`
+    welcome) or a JSON array. A bad line refuses the whole batch, naming the line.
+    The rows are committed here; the classify worker's feeder enqueues them."""
+    body = await spool_body(request)
+    content_type = request.headers.get("content-type", "")
 
-    def store() -> tuple[str, list[Any]]:
-        with session_scope() as session:
-            batch, ids = create_batch(
-                session, specs, default_max_tokens=rt.settings.default_max_tokens
+    def store() -> tuple[str, int]:
+        with body, session_scope() as session:
+            batch_id, count = copy_batch(
+                session,
+                _specs(body, content_type),
+                default_max_tokens=rt.settings.default_max_tokens,
             )
-            return str(batch.id), ids
+            return str(batch_id), count
 
-    batch_id, ids = await run_in_threadpool(store)
-    await run_in_threadpool(enqueuer.classify, ids)
-    return BatchAccepted(id=batch_id, count=len(ids))
+    batch_id, count = await run_in_threadpool(store)
+    return BatchAccepted(id=batch_id, count=count)
 
 
 @router.get("/{batch_id}")
@@ -83,9 +58,17 @@ def read_batch(batch_id: str) -> dict[str, Any]:
         return batch_view(session, parse_id("batch", batch_id))
 
 
+@router.post("/{batch_id}/cancel", response_model=BatchCancelled)
+def cancel(batch_id: str) -> BatchCancelled:
+    """Cancel the batch's jobs that have not started running; running ones finish."""
+    with session_scope() as session:
+        cancelled = cancel_batch(session, parse_id("batch", batch_id))
+    return BatchCancelled(id=batch_id, cancelled=cancelled)
+
+
 @router.get("/{batch_id}/results")
 def read_batch_results(batch_id: str) -> StreamingResponse:
-    """Finished jobs of a batch as NDJSON, streamed."""
+    """Finished jobs of a batch as NDJSON, streamed page by page."""
     parsed = parse_id("batch", batch_id)
     with session_scope() as session:
         batch_view(session, parsed)  # 404 before the stream starts

@@ -11,7 +11,7 @@ from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
 from api.schemas import JobAccepted, RatingIn, RatingOut
 from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view, rate_job
+from tierroute.jobs import claim_for_enqueue, create_job, get_job, job_view, rate_job
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
@@ -36,8 +36,12 @@ def submit_job(
         accepted = JobAccepted(id=str(job.id), status=job.status)
     if not created:
         return JSONResponse(status_code=200, content=accepted.model_dump())
-    # Enqueue only after commit, so a worker never sees an id that is not there yet.
-    enqueuer.classify([job.id])
+    # Enqueue only after the job is committed, so a worker never sees a missing id.
+    # The stamp and the send share a transaction, as in the feeder: whoever stamps
+    # the job sends it, and a send that fails leaves it for the feeder.
+    with session_scope() as session:
+        if claim_for_enqueue(session, job.id):
+            enqueuer.classify([job.id])
     return accepted
 
 

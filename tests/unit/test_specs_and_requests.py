@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from api.routes.batches import parse_batch_body
 from tierroute.batchfile import read_prompt_file
 from tierroute.classifiers.llm import DECISION_SCHEMA, build_classify_params
 from tierroute.errors import InvalidInput
+from tierroute.ingest import json_array_specs, ndjson_specs
 from tierroute.provider import build_completion_params, retry_after_seconds
 from tierroute.specs import JobSpec
 from tierroute.tiers import load_tier_table
@@ -100,26 +101,33 @@ def test_retry_after_prefers_milliseconds_and_ignores_dates() -> None:
     assert retry_after_seconds(_Response({})) is None
 
 
-def test_batch_body_accepts_json_arrays_and_ndjson() -> None:
-    assert len(parse_batch_body(b'[{"prompt": "a"}, {"prompt": "b"}]', "application/json")) == 2
-    ndjson = b'{"prompt": "a"}\n\n{"prompt": "b", "force_tier": 3}\n'
-    specs = parse_batch_body(ndjson, "application/x-ndjson")
-    assert [s.force_tier for s in specs] == [None, "opus"]
+def test_batch_bodies_can_be_json_arrays_or_ndjson() -> None:
+    array = list(json_array_specs(io.BytesIO(b'[{"prompt": "a"}, {"prompt": "b"}]')))
+    assert [s.prompt for s in array] == ["a", "b"]
+    ndjson = [b'{"prompt": "a"}\n', b"\n", b'{"prompt": "b", "force_tier": 3}\n']
+    assert [s.force_tier for s in ndjson_specs(ndjson)] == [None, "opus"]
 
 
 @pytest.mark.parametrize(
-    ("body", "fragment"),
+    ("lines", "fragment"),
     [
-        (b'{"prompt": "a"}\n{"prompt": \n', "line 2: not valid JSON"),
-        (b'{"prompt": "a"}\n{"prompt": ""}\n', "line 2: prompt"),
-        (b'[{"prompt": "a"}, {"prompt": "b", "force_tier": 9}]', "item 2: force_tier"),
-        (b"", "empty batch"),
+        ([b'{"prompt": "a"}', b'{"prompt": '], "line 2: not valid JSON"),
+        ([b'{"prompt": "a"}', b'{"prompt": ""}'], "line 2: prompt"),
+        ([b"", b"", b'{"prompt": "a", "force_tier": 9}'], "line 3: force_tier"),
+        ([b"[1, 2]"], "line 1: "),
     ],
 )
-def test_batch_body_errors_name_the_line(body: bytes, fragment: str) -> None:
+def test_ndjson_errors_name_the_line(lines: list[bytes], fragment: str) -> None:
     with pytest.raises(InvalidInput) as excinfo:
-        parse_batch_body(body, "application/x-ndjson" if b"\n" in body else "application/json")
+        list(ndjson_specs(lines))
     assert fragment in excinfo.value.detail
+
+
+def test_json_array_errors_name_the_item() -> None:
+    with pytest.raises(InvalidInput, match="item 2: force_tier"):
+        list(json_array_specs(io.BytesIO(b'[{"prompt": "a"}, {"prompt": "b", "force_tier": 9}]')))
+    with pytest.raises(InvalidInput, match="not valid JSON"):
+        list(json_array_specs(io.BytesIO(b'[{"prompt": "a"},')))
 
 
 def test_prompt_files_report_the_bad_line(tmp_path: Path) -> None:

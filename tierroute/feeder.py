@@ -1,0 +1,82 @@
+"""The feeder: moves committed, queued jobs into the classify queue, keeping it short.
+
+It is a transactional outbox. Jobs are committed with `enqueued_at` NULL (a
+100,000-row COPY does not wait for 100,000 broker publishes), and the feeder
+sends them in chunks while the queue has room. Redis therefore holds a bounded
+number of messages, and a job committed just before the API died is still sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from tierroute.db import session_scope
+
+log = logging.getLogger(__name__)
+
+SendMany = Callable[[Sequence[uuid.UUID]], None]
+QueueDepth = Callable[[], int]
+
+CLAIM_UNSENT = text(
+    """
+    UPDATE jobs SET enqueued_at = now()
+     WHERE id IN (SELECT id FROM jobs
+                   WHERE status = 'queued' AND enqueued_at IS NULL
+                   ORDER BY created_at
+                   LIMIT :limit
+                   FOR UPDATE SKIP LOCKED)
+    RETURNING id
+    """
+)
+
+
+@dataclass
+class Feeder:
+    """Keeps up to `max_depth` classify messages queued, `chunk` at a time."""
+
+    send_many: SendMany
+    queue_depth: QueueDepth
+    max_depth: int = 5000
+    chunk: int = 1000
+    idle_sleep_s: float = 0.1
+
+    def feed_once(self) -> int:
+        """Send one chunk if the queue has room; returns how many jobs were sent."""
+        room = self.max_depth - self.queue_depth()
+        if room <= 0:
+            return 0
+        with session_scope() as session:
+            ids = list(session.scalars(CLAIM_UNSENT, {"limit": min(room, self.chunk)}))
+            if ids:
+                # Sent before the stamp commits: if the commit fails the feeder
+                # sends these again, and tasks ignore a duplicate. The other order
+                # could stamp a job whose message was never sent.
+                self.send_many(ids)
+        return len(ids)
+
+    def run(self, stop: threading.Event) -> None:
+        """Feed until `stop` is set; errors are logged and retried, never fatal."""
+        log.info("feeder started (max depth %d, chunk %d)", self.max_depth, self.chunk)
+        while not stop.is_set():
+            try:
+                sent = self.feed_once()
+            except Exception:
+                log.exception("feeder: sending failed; retrying in a second")
+                stop.wait(1.0)
+                continue
+            if sent == 0:
+                stop.wait(self.idle_sleep_s)
+
+
+def start_feeder_thread(feeder: Feeder) -> tuple[threading.Thread, threading.Event]:
+    """Run `feeder` in a daemon thread; set the returned event to stop it."""
+    stop = threading.Event()
+    thread = threading.Thread(target=feeder.run, args=(stop,), name="tierroute-feeder", daemon=True)
+    thread.start()
+    return thread, stop
