@@ -24,6 +24,11 @@ from tierroute.procs import Child, free_port, start_child, wait_http
 log = logging.getLogger(__name__)
 
 
+# SQLAlchemy pool per process (each may open twice this). Together they stay under
+# Postgres's default max_connections of 100, with room for psql and migrations.
+POOL_SIZES = {"api": 8, "classify": 10, "tiers": 16}
+
+
 @dataclass
 class StackOptions:
     """What to start and where."""
@@ -32,8 +37,10 @@ class StackOptions:
     api_port: int = 8000
     flower_port: int | None = None
     flower_auth: str | None = None
-    classify_concurrency: int = 8
-    tier_concurrency: int = 32
+    # Threads per worker. Calls wait on the network, so a tier worker holds hundreds
+    # in flight; the classify worker's calls are short and cheap.
+    classify_concurrency: int = 64
+    tier_concurrency: int = 256
     simulator_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -111,7 +118,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 "api",
                 [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
                  "--port", str(options.api_port), "--log-level", "warning"],
-                env,
+                {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["api"])},
                 log_dir,
             )  # fmt: skip
             children.append(api)
@@ -119,13 +126,13 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 start_child(
                     "worker-classify",
                     _worker_argv("classify", "classify", options.classify_concurrency),
-                    env,
+                    {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["classify"])},
                     log_dir,
                 ),
                 start_child(
                     "worker-tiers",
                     _worker_argv("haiku,sonnet,opus", "tiers", options.tier_concurrency),
-                    env,
+                    {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["tiers"])},
                     log_dir,
                 ),
             ]

@@ -44,7 +44,9 @@ app.conf.update(
     task_ignore_result=True,  # results live in Postgres; no result backend
     task_acks_late=True,  # a worker that dies mid-task leaves the message for another
     task_reject_on_worker_lost=True,
-    worker_prefetch_multiplier=4,
+    # A worker reserves one message per thread: enough to keep every thread busy,
+    # few enough that reserved messages never wait near the visibility timeout.
+    worker_prefetch_multiplier=1,
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     broker_connection_retry_on_startup=True,
     worker_send_task_events=True,  # Flower
