@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from tierroute.client import ApiClient, ApiError, api_url
 from tierroute.errors import TierrouteError
@@ -88,49 +89,98 @@ def up(port: int, flower_port: int) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--wait", is_flag=True, help="Follow the batch until every job has finished.")
 @click.option("--force-tier", default=None, help="Run every prompt on this tier (1-3 or name).")
+@click.option(
+    "--gzip/--no-gzip",
+    "use_gzip",
+    default=True,
+    show_default=True,
+    help="Compress the upload (Content-Encoding: gzip); --no-gzip for servers without it.",
+)
 @api_option
 @friendly_errors
-def submit(file: Path, wait: bool, force_tier: str | None, api: str | None) -> None:
-    """Submit a JSONL prompt file as one batch; prints the batch id."""
-    from tierroute.batchfile import read_prompt_file, to_ndjson
-    from tierroute.progress import wait_for_batch
+def submit(file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: str | None) -> None:
+    """Stream a JSONL prompt file as one batch; prints the batch id (last line of stdout)."""
+    from tierroute.batchfile import check_prompt_file, force_tier_value
+    from tierroute.progress import summary_text, upload_batch, wait_for_batch
 
-    specs = read_prompt_file(file, force_tier)
-    client = ApiClient(api_url(api))
-    with console.status(f"uploading {len(specs)} prompts"):
-        accepted = client.request(
-            "POST",
-            "/v1/batches",
-            content=to_ndjson(specs),
-            headers={"content-type": "application/x-ndjson"},
-        )
-    console.print(f"batch [bold]{accepted['id']}[/] accepted: {accepted['count']} prompts")
-    if wait:
-        view = wait_for_batch(client, accepted["id"], console)
-        console.print(f"done: {view['counts']}  cost ${view['cost_usd']:.6f}")
-    click.echo(accepted["id"])
+    # Bars and notes go to stderr so that `id=$(tierroute submit f.jsonl)` works.
+    out = Console(stderr=True)
+    tier = force_tier_value(force_tier) if force_tier is not None else None
+    with out.status(f"checking {file.name}"):
+        count = check_prompt_file(file)
+    with ApiClient(api_url(api)) as client:
+        accepted = upload_batch(client, file, out, force_tier=tier, gzip=use_gzip)
+        batch_id = str(accepted["id"])
+        out.print(f"batch [bold]{batch_id}[/] accepted: {accepted.get('count', count):,} prompts")
+        if not wait:
+            click.echo(batch_id)
+            return
+        try:
+            view = wait_for_batch(client, batch_id, out, timeout_s=None)
+        except KeyboardInterrupt:
+            # Leaving the watch must not stop the work: the jobs are already queued.
+            click.echo(f"still running: {batch_id} (tierroute status {batch_id})", err=True)
+            sys.exit(130)
+    # soft_wrap: one line however wide, for scripts that read stdout.
+    console.print(Text("done: ").append(summary_text(view)), soft_wrap=True)
+    click.echo(batch_id)
+    counts = view.get("counts") or {}
+    failed, cancelled = int(counts.get("failed", 0)), int(counts.get("cancelled", 0))
+    if failed or cancelled:
+        # Anything short of every job succeeding must fail a script's `submit --wait &&`.
+        total = f"{int(view.get('count', count)):,}"
+        what = f"{failed:,} of {total} jobs failed" if failed else f"{cancelled:,} of {total} jobs"
+        if cancelled:
+            what += f" and {cancelled:,} were cancelled" if failed else " were cancelled"
+        click.echo(f"error: {what}; see them with: tierroute status {batch_id}", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("batch_id")
+@api_option
+@friendly_errors
+def cancel(batch_id: str, api: str | None) -> None:
+    """Cancel a batch's jobs that have not started; running jobs finish."""
+    with ApiClient(api_url(api)) as client:
+        answer = client.request("POST", f"/v1/batches/{batch_id}/cancel")
+    click.echo(f"cancelled {int(answer.get('cancelled', 0)):,} jobs of batch {batch_id}")
 
 
 @main.command()
 @click.argument("ident")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON view.")
 @api_option
 @friendly_errors
 def status(ident: str, as_json: bool, api: str | None) -> None:
     """Status of a job or a batch."""
-    client = ApiClient(api_url(api))
-    try:
-        view = client.request("GET", f"/v1/jobs/{ident}")
-    except ApiError as exc:
-        if "404" not in str(exc):
-            raise
-        view = client.request("GET", f"/v1/batches/{ident}")
+    from tierroute.progress import failed_jobs_hint, render_batch, render_job
+
+    base = api_url(api)
+    with ApiClient(base) as client:
+        try:
+            view = client.request("GET", f"/v1/jobs/{ident}")
+            is_job = True
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            try:
+                view = client.request("GET", f"/v1/batches/{ident}")
+            except ApiError as again:
+                if again.status_code != 404:
+                    raise
+                raise ApiError(f"HTTP 404 no job or batch {ident}", 404, "not_found") from None
+            is_job = False
     if as_json:
         click.echo(json.dumps(view, indent=2))
         return
-    for key, value in view.items():
-        if value is not None:
-            console.print(f"[bold]{key}[/]: {value}")
+    if is_job:
+        console.print(render_job(view))
+        return
+    console.print(render_batch(view))
+    hint = failed_jobs_hint(view, base)
+    if hint:
+        click.echo(hint)  # plain, so the command is copied without wrapping
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from types import TracebackType
 from typing import Any
 
 import httpx
@@ -13,9 +14,35 @@ DEFAULT_API_URL = "http://127.0.0.1:8000"
 class ApiError(Exception):
     """The API answered with an error, or could not be reached."""
 
+    def __init__(
+        self, message: str, status_code: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code  # None: no HTTP answer at all
+        self.code = code
+
 
 def api_url(explicit: str | None = None) -> str:
+    """The API base URL: --api, then $TIERROUTE_API_URL, then the local default."""
     return (explicit or os.environ.get("TIERROUTE_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def _error_message(response: httpx.Response) -> tuple[str, str | None]:
+    """One line for an error response: our `{error, detail}` shape, or what there is."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code: str | None = None
+    if isinstance(body, dict) and "error" in body:
+        code = str(body["error"])
+        message = f"{code}: {body.get('detail')}"
+    elif isinstance(body, dict) and "detail" in body:
+        message = str(body["detail"])  # FastAPI's own errors (unknown route, 405)
+    else:
+        message = response.text[:300] or response.reason_phrase
+    # A detail may quote a prompt with newlines; the CLI promises one line.
+    return " ".join(message.split()), code
 
 
 class ApiClient:
@@ -26,21 +53,40 @@ class ApiClient:
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request and return the JSON answer; any failure raises ApiError."""
         try:
             response = self._http.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise ApiError(
+                f"the tierroute API at {self.base_url} did not answer in time ({exc!r})"
+            ) from None
         except httpx.HTTPError as exc:
             raise ApiError(
                 f"cannot reach the tierroute API at {self.base_url} ({exc}); "
                 "is `tierroute up` running? (--api URL or TIERROUTE_API_URL)"
             ) from None
         if response.is_error:
-            try:
-                body = response.json()
-                message = f"{body.get('error')}: {body.get('detail')}"
-            except ValueError:
-                message = response.text[:300]
-            raise ApiError(f"HTTP {response.status_code} {message}")
-        return response.json()
+            message, code = _error_message(response)
+            raise ApiError(f"HTTP {response.status_code} {message}", response.status_code, code)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"HTTP {response.status_code} from {self.base_url}{path} is not JSON",
+                response.status_code,
+            ) from None
 
     def close(self) -> None:
+        """Close the connection pool."""
         self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -79,7 +79,8 @@ def copy_batch(
     session.add(batch)
     session.flush()
     now = datetime.now(UTC).isoformat()
-    fixed_head = f"{batch.id}\t{_field(str(api_key_id) if api_key_id else None)}\t{JobStatus.QUEUED}"
+    key = _field(str(api_key_id) if api_key_id else None)
+    fixed_head = f"{batch.id}\t{key}\t{JobStatus.QUEUED}"
     # COPY needs psycopg's own connection: the one under this session's transaction.
     raw = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
     count = 0
