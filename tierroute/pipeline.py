@@ -79,9 +79,7 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
                 or_(
                     Job.status == JobStatus.QUEUED,
                     # A classifier that died mid-call left its lease to expire.
-                    and_(
-                        Job.status == JobStatus.CLASSIFYING, Job.tier.is_(None), _lease_expired()
-                    ),
+                    and_(Job.status == JobStatus.CLASSIFYING, Job.tier.is_(None), _lease_expired()),
                 ),
             )
             .values(
