@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit prism up clean
+.PHONY: demo test lint typecheck unit prism up bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tierroute needs Python 3.11+"'
@@ -38,6 +38,12 @@ test: $(STAMP) prism lint typecheck
 
 unit: $(STAMP)
 	$(BIN)/pytest -ra tests/unit
+
+# Throughput, latency and memory benchmarks (bench/): real Postgres and Redis on
+# 127.0.0.1, writes bench/results/NAME.json and prints a table. A few minutes.
+bench: $(STAMP)
+	bash bench/install-tools.sh
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -576,6 +576,39 @@ def test_concurrent_requests_overlap(sim: RunningSimulator) -> None:
     assert stats["peak_in_flight"] >= 25 and stats["in_flight"] == 0
 
 
+def test_in_flight_is_counted_per_client_header(sim: RunningSimulator) -> None:
+    sim.configure(default_latency_ms=300)
+
+    async def burst(client_name: str | None, count: int) -> list[Any]:
+        headers = {"x-tierroute-client": client_name} if client_name else None
+        async with anthropic.AsyncAnthropic(
+            api_key="sim", base_url=sim.base_url, max_retries=0, default_headers=headers
+        ) as aclient:
+            calls = [
+                aclient.messages.create(
+                    model=HAIKU,
+                    max_tokens=16,
+                    messages=[{"role": "user", "content": f"{client_name} {i}"}],
+                )
+                for i in range(count)
+            ]
+            return await asyncio.gather(*calls)
+
+    async def both() -> None:
+        await asyncio.gather(burst("tiers-1", 20), burst("classify-2", 5), burst(None, 3))
+
+    asyncio.run(both())
+    stats = sim.stats()
+    assert stats["by_status"] == {"200": 28} and stats["in_flight"] == 0
+    # Only named clients are tracked; peaks are per client, not shared.
+    assert set(stats["peak_in_flight_by_client"]) == {"tiers-1", "classify-2"}
+    assert 10 <= stats["peak_in_flight_by_client"]["tiers-1"] <= 20
+    assert 1 <= stats["peak_in_flight_by_client"]["classify-2"] <= 5
+    assert stats["in_flight_by_client"] == {}
+    sim.reset()
+    assert sim.stats()["peak_in_flight_by_client"] == {}
+
+
 def test_admin_endpoints(sim: RunningSimulator, client: anthropic.Anthropic) -> None:
     base = sim.base_url
     changed = httpx.post(f"{base}/_sim/config", json={"fault_sequence": [529]})

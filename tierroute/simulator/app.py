@@ -17,7 +17,7 @@ from starlette.routing import Route
 from tierroute.simulator.config import TIMEOUT_CODE, SimulatorConfig
 from tierroute.simulator.faults import error_response, fault_response, wait_unless_disconnected
 from tierroute.simulator.reply import build_reply, message_body
-from tierroute.simulator.state import CLIENT_CLOSED, SimulatorState
+from tierroute.simulator.state import CLIENT_CLOSED, CLIENT_HEADER, SimulatorState
 from tierroute.simulator.stream import EventStreamResponse, message_events
 from tierroute.simulator.tokens import count_input_tokens
 from tierroute.simulator.validation import (
@@ -58,7 +58,8 @@ async def create_message(request: Request) -> Response:
     model = body.get("model") if isinstance(body, dict) else None
     model = model if isinstance(model, str) and model else "unknown"
     config = state.config
-    state.started()
+    client = request.headers.get(CLIENT_HEADER) or None
+    state.started(client)
     status: int = 500
     usage: tuple[int, int] | None = None
     handed_off = False  # a stream reports its own end to the stats
@@ -87,7 +88,10 @@ async def create_message(request: Request) -> Response:
             # The latency is spent while streaming, so it is not awaited here.
             handed_off = True
             return EventStreamResponse(
-                message_events(message), latency, _stream_done(state, model, usage), headers
+                message_events(message),
+                latency,
+                _stream_done(state, model, usage, client),
+                headers,
             )
         if not await wait_unless_disconnected(request, latency):
             status = CLIENT_CLOSED
@@ -96,19 +100,19 @@ async def create_message(request: Request) -> Response:
         return JSONResponse(message, headers=headers)
     finally:
         if not handed_off:
-            state.finished(model, status, usage if status == 200 else None)
+            state.finished(model, status, usage if status == 200 else None, client)
 
 
 def _stream_done(
-    state: SimulatorState, model: str, usage: tuple[int, int]
+    state: SimulatorState, model: str, usage: tuple[int, int], client: str | None
 ) -> Callable[[bool], None]:
     """The stats callback for a stream: 200 when fully sent, 499 when the client left."""
 
     def done(completed: bool) -> None:
         if completed:
-            state.finished(model, 200, usage)
+            state.finished(model, 200, usage, client)
         else:
-            state.finished(model, CLIENT_CLOSED)
+            state.finished(model, CLIENT_CLOSED, client=client)
 
     return done
 
@@ -148,7 +152,10 @@ async def set_config(request: Request) -> Response:
 
 
 async def get_stats(request: Request) -> Response:
-    """GET /_sim/stats: requests by model and status, tokens, in-flight and peak."""
+    """GET /_sim/stats: requests by model and status, tokens, in-flight and peak.
+
+    Peaks are also kept per `x-tierroute-client` header value (one per process).
+    """
     return JSONResponse(_state(request).snapshot())
 
 

@@ -12,6 +12,9 @@ from tierroute.tiers import TierTable, load_tier_table
 
 # Stats key for requests whose client hung up before the answer was sent.
 CLIENT_CLOSED = 499
+# Request header naming the calling process (e.g. "tiers-1234"), so a benchmark can
+# tell how many calls one worker process keeps in flight.
+CLIENT_HEADER = "x-tierroute-client"
 
 
 class Stats:
@@ -26,6 +29,8 @@ class Stats:
         )
         self.in_flight = 0
         self.peak_in_flight = 0
+        self.in_flight_by_client: defaultdict[str, int] = defaultdict(int)
+        self.peak_in_flight_by_client: defaultdict[str, int] = defaultdict(int)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy for GET /_sim/stats."""
@@ -43,6 +48,10 @@ class Stats:
             "tokens": {model: dict(t) for model, t in sorted(self.tokens.items())},
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "in_flight_by_client": {
+                client: n for client, n in sorted(self.in_flight_by_client.items()) if n
+            },
+            "peak_in_flight_by_client": dict(sorted(self.peak_in_flight_by_client.items())),
         }
 
 
@@ -80,10 +89,13 @@ class SimulatorState:
         with self._lock:
             if not keep_config:
                 self.config = self.initial
-            in_flight = self.stats.in_flight
+            old = self.stats
             self.stats = Stats()
-            # Requests still running will decrement the gauge when they finish.
-            self.stats.in_flight = in_flight
+            # Requests still running will decrement the gauges when they finish.
+            self.stats.in_flight = old.in_flight
+            self.stats.in_flight_by_client.update(
+                (client, n) for client, n in old.in_flight_by_client.items() if n
+            )
             self._restart_generators()
 
     def next_fault(self, model: str) -> int | None:
@@ -122,16 +134,31 @@ class SimulatorState:
         millis += config.latency_per_output_token_ms * output_tokens
         return max(0.0, millis) / 1000.0
 
-    def started(self) -> None:
-        """A /v1/messages request began: bump the in-flight gauges."""
+    def started(self, client: str | None = None) -> None:
+        """A /v1/messages request began: bump the in-flight gauges (also `client`'s)."""
         with self._lock:
-            self.stats.in_flight += 1
-            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+            stats = self.stats
+            stats.in_flight += 1
+            stats.peak_in_flight = max(stats.peak_in_flight, stats.in_flight)
+            if client:
+                stats.in_flight_by_client[client] += 1
+                stats.peak_in_flight_by_client[client] = max(
+                    stats.peak_in_flight_by_client[client], stats.in_flight_by_client[client]
+                )
 
-    def finished(self, model: str, status: int, usage: tuple[int, int] | None = None) -> None:
+    def finished(
+        self,
+        model: str,
+        status: int,
+        usage: tuple[int, int] | None = None,
+        client: str | None = None,
+    ) -> None:
         """A /v1/messages request ended with `status`; `usage` is (input, output) tokens."""
         with self._lock:
             self.stats.in_flight = max(0, self.stats.in_flight - 1)
+            if client:
+                by_client = self.stats.in_flight_by_client
+                by_client[client] = max(0, by_client[client] - 1)
             self.stats.by_model[model][status] += 1
             if usage is not None:
                 self.stats.tokens[model]["input_tokens"] += usage[0]

@@ -1,0 +1,62 @@
+"""Sizes and knobs of a benchmark run: full size for `make bench`, smoke size for tests."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from bench.report import DEFAULT_RESULTS_DIR
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything a benchmark may vary; recorded under "settings" in each result."""
+
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    smoke: bool = False
+    # (a) pipeline and its floor. None = the stack's own default concurrency.
+    pipeline_jobs: int = 3000
+    warmup_jobs: int = 50
+    classify_concurrency: int | None = None
+    tier_concurrency: int | None = None
+    # (b) latency hiding: every model answers after this long.
+    latency_jobs: int = 3000
+    latency_ms: int = 2000
+    latency_tier_concurrency: int = 600
+    # The classifier calls a model too, so at 2 s it needs as many threads to keep up.
+    latency_classify_concurrency: int = 600
+    # (c) bulk submit, and the naive per-row path.
+    submit_prompts: int = 100_000
+    naive_prompts: int = 5_000
+    # (d) API latency at a fixed rate.
+    api_rate: int = 200
+    api_seconds: int = 30
+    # Give up waiting for a batch after this long (partial results are still written).
+    timeout_s: float = 900.0
+
+    @classmethod
+    def smoke_sized(cls, **changes: Any) -> BenchConfig:
+        """Small enough for the test suite; exercises every code path."""
+        small = cls(
+            smoke=True,
+            pipeline_jobs=30,
+            warmup_jobs=5,
+            classify_concurrency=4,
+            tier_concurrency=8,
+            latency_jobs=30,
+            latency_ms=200,
+            latency_tier_concurrency=40,
+            latency_classify_concurrency=40,
+            submit_prompts=1_000,
+            naive_prompts=100,
+            api_seconds=2,
+            timeout_s=120.0,
+        )
+        return replace(small, **changes)
+
+    def as_settings(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        data = asdict(self)
+        data["results_dir"] = str(self.results_dir)
+        return data

@@ -1,0 +1,109 @@
+"""(a) pipeline: jobs/s through the whole stack at zero model latency, and the chain floor."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.backing import Backing
+from bench.config import BenchConfig
+from bench.floor import run_floor
+from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
+from bench.report import Result
+
+
+def pipeline_details(run: PipelineRun) -> dict[str, object]:
+    """What a reader needs to trust a pipeline figure: counts, timing, simulator stats."""
+    return {
+        "jobs": run.jobs,
+        "finished": run.finished,
+        "seconds": round(run.seconds, 3),
+        "complete": run.complete,
+        "timing": run.timing,
+        "counts": run.counts,
+        "model_calls_by_purpose": run.calls,
+        "classifier_fallbacks": run.fallbacks,
+        "simulator": {k: run.sim.get(k) for k in ("total", "by_status", "peak_in_flight")},
+    }
+
+
+def outcome_figures(run: PipelineRun) -> dict[str, float]:
+    """Jobs that failed, and model calls that never happened: both make a run look faster."""
+    return {
+        "jobs_failed": run.counts.get("failed", 0),
+        "classify_calls_missing": max(0, run.finished - run.calls.get("classify", 0)),
+        "complete_calls_missing": max(0, run.finished - run.calls.get("complete", 0)),
+    }
+
+
+def outcome_notes(run: PipelineRun) -> list[str]:
+    """Warnings a reader of the figures should not miss."""
+    notes = []
+    if not run.complete:
+        notes.append(f"batch not done in time ({run.finished}/{run.jobs}): partial rate")
+    if run.counts.get("failed"):
+        notes.append(f"{run.counts['failed']} jobs failed")
+    missing = outcome_figures(run)
+    for purpose in ("classify", "complete"):
+        if missing[f"{purpose}_calls_missing"]:
+            notes.append(
+                f"{missing[f'{purpose}_calls_missing']:.0f} jobs have no billed {purpose} call "
+                f"(fallback reasons: {run.fallbacks})"
+            )
+    return notes
+
+
+def run(config: BenchConfig, backing: Backing) -> Result:
+    """Time N jobs through the stack, then N raw chains on the same broker and pools."""
+    result = Result("pipeline")
+    with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
+        options = stack_options(Path(tmp), 0, config.classify_concurrency, config.tier_concurrency)
+        pipe = run_pipeline(
+            backing,
+            options,
+            jobs=config.pipeline_jobs,
+            warmup=config.warmup_jobs,
+            timeout_s=config.timeout_s,
+        )
+        # The stack is down by now, so the floor has the CPUs to itself, as the pipeline had.
+        backing.reset()
+        floor = run_floor(
+            backing.broker_url,
+            config.pipeline_jobs,
+            warmup=config.warmup_jobs,
+            first_concurrency=options.classify_concurrency,
+            second_concurrency=options.tier_concurrency,
+            log_dir=Path(tmp) / "logs",
+            timeout_s=config.timeout_s,
+        )
+    result.figures["pipeline_jobs_per_s"] = pipe.jobs_per_s
+    result.figures["chain_floor_per_s"] = floor.chains_per_s
+    result.figures["pipeline_to_floor_ratio"] = pipe.jobs_per_s / floor.chains_per_s
+    result.figures.update(outcome_figures(pipe))
+    result.figures.update(pipe.gauges)
+    result.figures.update(pipe.rss)
+    result.settings = {
+        "jobs": config.pipeline_jobs,
+        "simulated_latency_ms": 0,
+        **pipe.options,
+        "floor": {
+            "chains": config.pipeline_jobs,
+            "app": "bench.chain_app",
+            "pool": "threads",
+            "first_concurrency": options.classify_concurrency,
+            "second_concurrency": options.tier_concurrency,
+            "completion": "second task INCRs a Redis counter and stamps the time",
+            "celery_conf": floor.conf,
+            "celery_conf_source": floor.conf_source,
+        },
+        "broker": "redis (same URL for pipeline and floor)",
+        "smoke": config.smoke,
+    }
+    result.details = {
+        "pipeline": pipeline_details(pipe),
+        "floor": {"chains": floor.chains, "done": floor.done, "seconds": round(floor.seconds, 3)},
+    }
+    result.notes.extend(outcome_notes(pipe))
+    if floor.done < floor.chains:
+        result.notes.append(f"only {floor.done}/{floor.chains} chains finished: partial rate")
+    return result

@@ -1,0 +1,132 @@
+"""One timed batch through a real stack: API → classify → tier → Postgres."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from bench.backing import Backing
+from bench.sampler import Sampler
+from bench.workload import (
+    batch_span,
+    ndjson_body,
+    routing_outcomes,
+    sim_reset,
+    sim_stats,
+    submit_batch,
+    wait_for_batch,
+)
+from tierroute.procs import free_port
+from tierroute.stack import StackOptions, run_stack
+
+TIER_QUEUES = ("haiku", "sonnet", "opus")
+
+
+@dataclass
+class PipelineRun:
+    """What one timed batch did: rate, outcome counts, simulator stats, memory."""
+
+    jobs: int
+    finished: int
+    seconds: float
+    jobs_per_s: float
+    complete: bool
+    counts: dict[str, int]
+    sim: dict[str, Any]
+    rss: dict[str, float]
+    gauges: dict[str, float]
+    calls: dict[str, int]
+    fallbacks: dict[str, int]
+    options: dict[str, Any] = field(default_factory=dict)
+    timing: str = "sql"
+
+
+def stack_options(
+    data_dir: Path,
+    latency_ms: int,
+    classify_concurrency: int | None,
+    tier_concurrency: int | None,
+) -> StackOptions:
+    """The stack's own defaults unless a concurrency is given, so core tuning shows up."""
+    options = StackOptions(
+        data_dir=data_dir,
+        api_port=free_port(),
+        simulator_env={"TIERROUTE_SIM_DEFAULT_LATENCY_MS": str(latency_ms)},
+    )
+    if classify_concurrency is not None:
+        options.classify_concurrency = classify_concurrency
+    if tier_concurrency is not None:
+        options.tier_concurrency = tier_concurrency
+    return options
+
+
+def run_pipeline(
+    backing: Backing,
+    options: StackOptions,
+    *,
+    jobs: int,
+    warmup: int,
+    timeout_s: float,
+) -> PipelineRun:
+    """Warm the stack up, then time one batch of `jobs` from submit to last finish."""
+    backing.reset()
+    queues = redis.Redis.from_url(backing.broker_url)
+    gauges = {
+        "classify_queue_depth_max": lambda: float(queues.llen("classify")),
+        "tier_queue_depth_max": lambda: float(sum(queues.llen(q) for q in TIER_QUEUES)),
+    }
+    try:
+        with (
+            run_stack(backing.settings(), options) as stack,
+            httpx.Client(base_url=stack.api_url, timeout=600) as api,
+            Sampler.for_children(stack.children, gauges) as sampler,
+        ):
+            assert stack.simulator_url is not None
+            if warmup:
+                # Lazy per-process setup (pools, SDK clients) is not what we measure.
+                warm = submit_batch(api, ndjson_body(warmup, "warmup"))
+                if warm.batch_id is None:
+                    raise RuntimeError(f"warm-up batch refused: {warm.status} {warm.detail}")
+                wait_for_batch(api, warm.batch_id, timeout_s)
+            sim_reset(stack.simulator_url)
+            body = ndjson_body(jobs, "bench")
+            started = time.time()
+            submitted = submit_batch(api, body)
+            if submitted.batch_id is None:
+                raise RuntimeError(f"batch refused: {submitted.status} {submitted.detail}")
+            view = wait_for_batch(api, submitted.batch_id, timeout_s)
+            polled_end = time.time()
+            stats = sim_stats(stack.simulator_url)
+        _, last_finished = batch_span(backing.psycopg_url, submitted.batch_id)
+        calls, fallbacks = routing_outcomes(backing.psycopg_url, submitted.batch_id)
+    finally:
+        queues.close()
+    complete = bool(view.get("done"))
+    end, timing = (last_finished, "sql") if complete and last_finished else (polled_end, "poll")
+    seconds = max(end - started, 1e-6)
+    finished = int(view.get("finished", 0))
+    return PipelineRun(
+        jobs=jobs,
+        finished=finished,
+        seconds=seconds,
+        jobs_per_s=finished / seconds,
+        complete=complete,
+        counts=dict(view.get("counts", {})),
+        sim=stats,
+        rss=sampler.rss_figures(),
+        gauges=dict(sampler.gauge_max),
+        calls=calls,
+        fallbacks=fallbacks,
+        options={
+            "classify_concurrency": options.classify_concurrency,
+            "tier_concurrency": options.tier_concurrency,
+            "simulator_env": options.simulator_env,
+            "warmup_jobs": warmup,
+        },
+        timing=timing,
+    )

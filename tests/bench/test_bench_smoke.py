@@ -1,0 +1,60 @@
+"""Every benchmark at smoke size, so none can rot. Figures are checked, never timings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.backing import Backing
+from bench.config import BenchConfig
+from bench.report import DEFAULT_RESULTS_DIR, REQUIRED_FIGURES
+from bench.runner import BENCHMARKS, run_benchmarks
+from tests.conftest import Services
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def smoke_results(services: Services, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run all benchmarks once at smoke size into a temp dir (never bench/results)."""
+    results_dir = tmp_path_factory.mktemp("bench-results")
+    backing = Backing(database_url=services.database_url, broker_url=services.broker_url)
+    before = sorted(DEFAULT_RESULTS_DIR.glob("*.json"))
+    before_mtimes = [p.stat().st_mtime for p in before]
+    _, errors = run_benchmarks(BenchConfig.smoke_sized(results_dir=results_dir), backing=backing)
+    assert errors == {}
+    assert sorted(DEFAULT_RESULTS_DIR.glob("*.json")) == before
+    assert [p.stat().st_mtime for p in before] == before_mtimes
+    return results_dir
+
+
+def test_every_benchmark_writes_its_file(smoke_results: Path) -> None:
+    for name in BENCHMARKS:
+        data = json.loads((smoke_results / f"{name}.json").read_text())
+        assert data["name"] == name
+        assert {"figures", "machine", "date", "settings"} <= set(data)
+        assert data["settings"]["smoke"] is True
+        assert {"cpu", "cores", "memory_gib", "python", "os", "git_commit"} <= set(data["machine"])
+
+
+@pytest.mark.parametrize("figure", sorted(REQUIRED_FIGURES))
+def test_required_figure_is_a_positive_number(smoke_results: Path, figure: str) -> None:
+    data = json.loads((smoke_results / f"{REQUIRED_FIGURES[figure]}.json").read_text())
+    value = data["figures"][figure]
+    assert isinstance(value, int | float) and not isinstance(value, bool)
+    assert math.isfinite(value) and value > 0
+
+
+def test_ratios_are_reported(smoke_results: Path) -> None:
+    figures: dict[str, float] = {}
+    for name in ("pipeline", "latency", "submit"):
+        figures |= json.loads((smoke_results / f"{name}.json").read_text())["figures"]
+    for ratio in (
+        "pipeline_to_floor_ratio",
+        "latency_to_pipeline_ratio",
+        "submit_speedup_vs_naive",
+    ):
+        assert figures[ratio] > 0
