@@ -25,9 +25,7 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "jobs", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True)
-    )
+    op.add_column("jobs", sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True))
     # The feeder's scan: only the few rows still waiting for a message are indexed.
     op.create_index(
         "ix_jobs_created_at_unsent",
