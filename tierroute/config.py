@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     # the classify queue, sending feeder_chunk at a time.
     feeder: bool = True
     feeder_max_depth: int = 5000
-    feeder_chunk: int = 1000
+    # Small chunks: rows stay locked while their messages are sent.
+    feeder_chunk: int = 250
     # Open connections to the Anthropic API per process; above the thread count.
     http_max_connections: int = 2000
 

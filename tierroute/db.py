@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -70,3 +71,29 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
+    """A psycopg cursor in one transaction on a pooled connection, for the hot path.
+
+    The per-job statements of the pipeline run through here: plain SQL that psycopg
+    prepares once per connection, without the ORM's per-statement work.
+
+    `flush_wal=False` commits without waiting for the WAL to reach disk. Use it only
+    for a step whose loss in a Postgres crash is harmless and that a later durable
+    commit follows: that commit flushes the WAL up to itself, earlier ones included.
+    """
+    connection = get_engine().raw_connection()
+    cursor = connection.cursor()
+    try:
+        if not flush_wal:
+            cursor.execute("SET LOCAL synchronous_commit = off")
+        yield cursor
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        cursor.close()
+        connection.close()

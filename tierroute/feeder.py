@@ -43,7 +43,7 @@ class Feeder:
     send_many: SendMany
     queue_depth: QueueDepth
     max_depth: int = 5000
-    chunk: int = 1000
+    chunk: int = 250
     idle_sleep_s: float = 0.1
 
     def feed_once(self) -> int:

@@ -14,9 +14,10 @@ from api.deps import get_enqueuer, get_rt
 from api.metrics import refresh_job_gauges
 from api.queue import Enqueuer
 from api.schemas import Health, RouteIn, RouteOut
-from tierroute.db import session_scope
+from tierroute.db import raw_transaction, session_scope
 from tierroute.errors import InvalidInput
-from tierroute.pipeline import decide, record_call
+from tierroute.jobstore import insert_call
+from tierroute.pipeline import decide
 from tierroute.report import build_report
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
@@ -35,8 +36,8 @@ def route(body: RouteIn, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
     forced = None if spec.force_tier is None else str(spec.force_tier)
     decision = decide(rt, spec.prompt, spec.system, forced)
     if decision.call is not None:
-        with session_scope() as session:
-            record_call(session, decision.call, job_id=None)
+        with raw_transaction() as cur:
+            insert_call(cur, decision.call, job_id=None)
     return RouteOut(
         tier=decision.tier,
         model=rt.tiers.get(decision.tier).model,

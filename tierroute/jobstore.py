@@ -1,0 +1,156 @@
+"""The pipeline's per-job SQL: claims with leases, decisions, calls, results.
+
+Plain SQL on a psycopg cursor (see `db.raw_transaction`): these statements run
+several times per job, and the ORM's per-statement work was half of a worker's
+CPU. Every claim is a conditional UPDATE, so a duplicate message does nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tierroute.classifiers import RoutingDecision
+from tierroute.models import JobStatus
+from tierroute.provider import CallRecord
+
+LEASE_EXPIRED = "(lease_expires_at IS NULL OR lease_expires_at < now())"
+
+CLAIM_FOR_CLASSIFY = f"""
+    UPDATE jobs SET status = 'classifying', updated_at = now(),
+                    lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+     WHERE id = %(id)s
+       AND (status = 'queued'
+            -- a classifier that died mid-call left its lease to expire
+            OR (status = 'classifying' AND tier IS NULL AND {LEASE_EXPIRED}))
+    RETURNING prompt, system, force_tier
+"""
+
+ROUTED = """
+    UPDATE jobs SET tier = %(tier)s, classified_at = now(), lease_expires_at = NULL,
+                    updated_at = now()
+     WHERE id = %(id)s AND status = 'classifying' AND tier IS NULL
+    RETURNING id
+"""
+
+INSERT_DECISION = """
+    INSERT INTO routing_decisions (job_id, tier, proposed_tier, confidence, score, reasoning,
+                                   classifier, cost_ratio, fallback_reason)
+    VALUES (%(id)s, %(tier)s, %(proposed_tier)s, %(confidence)s, %(score)s, %(reasoning)s,
+            %(classifier)s, %(cost_ratio)s, %(fallback_reason)s)
+"""
+
+CLAIM_FOR_COMPLETE = f"""
+    UPDATE jobs SET status = 'running', attempts = attempts + 1, updated_at = now(),
+                    started_at = coalesce(started_at, now()),
+                    lease_expires_at = now() + make_interval(secs => %(lease_s)s)
+     WHERE id = %(id)s AND tier IS NOT NULL
+       AND (status = 'classifying'
+            -- a retry, or a worker that died mid-call and left its lease
+            OR (status = 'running' AND {LEASE_EXPIRED}))
+    RETURNING prompt, system, max_tokens, tier, thinking_override, attempts
+"""
+
+FINISH = """
+    UPDATE jobs SET status = %(status)s, error = %(error)s,
+                    result_text = coalesce(%(result_text)s, result_text),
+                    lease_expires_at = NULL, finished_at = now(), updated_at = now()
+     WHERE id = %(id)s AND status = 'running'
+"""
+
+RELEASE_FOR_RETRY = """
+    UPDATE jobs SET error = %(error)s, lease_expires_at = NULL, updated_at = now()
+     WHERE id = %(id)s AND status = 'running'
+"""
+
+INSERT_CALL = """
+    INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,
+                             cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
+                             cost_if_opus_usd, latency_ms, request_id, stop_reason, simulated)
+    VALUES (%(job_id)s, %(purpose)s, %(model)s, %(tier)s, %(input_tokens)s, %(output_tokens)s,
+            %(cache_creation)s, %(cache_read)s, %(cost_usd)s, %(cost_if_opus_usd)s,
+            %(latency_ms)s, %(request_id)s, %(stop_reason)s, %(simulated)s)
+"""
+
+
+def claim_for_classify(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
+    """Take a queued job (or one whose classifier died); None if it is not ours."""
+    cur.execute(CLAIM_FOR_CLASSIFY, {"id": job_id, "lease_s": lease_s})
+    return cur.fetchone()
+
+
+def tier_awaiting_run(cur: Any, job_id: uuid.UUID) -> tuple[str | None, str | None]:
+    """(status, tier) of a job, (None, None) if it does not exist."""
+    cur.execute("SELECT status, tier FROM jobs WHERE id = %s", (job_id,))
+    row = cur.fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def record_decision(cur: Any, job_id: uuid.UUID, decision: RoutingDecision) -> bool:
+    """Store the routing; False if the job was cancelled or routed meanwhile."""
+    cur.execute(ROUTED, {"id": job_id, "tier": decision.tier})
+    if cur.fetchone() is None:
+        return False
+    cur.execute(
+        INSERT_DECISION,
+        {
+            "id": job_id,
+            "tier": decision.tier,
+            "proposed_tier": decision.proposed_tier,
+            "confidence": decision.confidence,
+            "score": decision.score,
+            "reasoning": decision.reasoning,
+            "classifier": decision.classifier,
+            "cost_ratio": decision.cost_ratio,
+            "fallback_reason": decision.fallback_reason,
+        },
+    )
+    return True
+
+
+def claim_for_complete(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
+    """Take a routed job (or a retry, or one whose worker died); None if not ours."""
+    cur.execute(CLAIM_FOR_COMPLETE, {"id": job_id, "lease_s": lease_s})
+    return cur.fetchone()
+
+
+def finish(
+    cur: Any,
+    job_id: uuid.UUID,
+    status: JobStatus,
+    *,
+    result_text: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Move a running job to its final status."""
+    cur.execute(
+        FINISH, {"id": job_id, "status": status.value, "result_text": result_text, "error": error}
+    )
+
+
+def release_for_retry(cur: Any, job_id: uuid.UUID, reason: str) -> None:
+    """Note the failure and drop the lease so the retry message can claim the job."""
+    cur.execute(RELEASE_FOR_RETRY, {"id": job_id, "error": reason})
+
+
+def insert_call(cur: Any, record: CallRecord, job_id: uuid.UUID | None) -> None:
+    """Store one billed call as a `model_calls` row."""
+    cur.execute(
+        INSERT_CALL,
+        {
+            "job_id": job_id,
+            "purpose": record.purpose,
+            "model": record.model,
+            "tier": record.tier,
+            "input_tokens": record.tokens.input_tokens,
+            "output_tokens": record.tokens.output_tokens,
+            "cache_creation": record.tokens.cache_creation_input_tokens,
+            "cache_read": record.tokens.cache_read_tokens,
+            "cost_usd": record.cost_usd,
+            "cost_if_opus_usd": record.cost_if_opus_usd,
+            "latency_ms": record.latency_ms,
+            "request_id": record.request_id,
+            "stop_reason": record.stop_reason,
+            "simulated": record.simulated,
+        },
+    )
