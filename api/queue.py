@@ -22,7 +22,6 @@ class Enqueuer:
         self._celery.conf.update(
             broker_connection_retry_on_startup=True,
             broker_transport_options={"visibility_timeout": 3600},
-            task_send_sent_event=True,
         )
 
     def classify(self, job_ids: Iterable[uuid.UUID]) -> int:

@@ -48,8 +48,10 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     broker_connection_retry_on_startup=True,
-    worker_send_task_events=True,  # Flower
-    task_send_sent_event=True,
+    # Task events cost several Redis publishes per task. Flower switches them on in
+    # the workers when it starts (its enable_events), so they cost only while watched.
+    worker_send_task_events=False,
+    task_send_sent_event=False,
     worker_hijack_root_logger=False,
 )
 
