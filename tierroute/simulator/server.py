@@ -19,6 +19,10 @@ from tierroute.simulator.state import SimulatorState
 # Benchmarks hold hundreds of connections open; uvicorn's default backlog is enough,
 # but never let it cap concurrency.
 _BACKLOG = 4096
+# Idle connections stay open as behind a typical load balancer (uvicorn's default is
+# 5 s, the same as the client's keep-alive expiry: a client reusing a connection the
+# server is closing at that moment sees "connection failed").
+_KEEP_ALIVE_S = 75
 
 
 def run_simulator(
@@ -34,6 +38,7 @@ def run_simulator(
         log_level="warning",
         access_log=False,
         backlog=_BACKLOG,
+        timeout_keep_alive=_KEEP_ALIVE_S,
         timeout_graceful_shutdown=2,
     )
 
@@ -75,6 +80,7 @@ def serve_in_thread(
             log_level="warning",
             access_log=False,
             backlog=_BACKLOG,
+            timeout_keep_alive=_KEEP_ALIVE_S,
             timeout_graceful_shutdown=1,
             lifespan="off",
         )
