@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
 
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
@@ -16,6 +18,9 @@ from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+log = logging.getLogger(__name__)
+# What a publish raises when the broker is away (kombu wraps redis and socket errors).
+BROKER_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 
 
 @router.post("", status_code=202, response_model=JobAccepted)
@@ -39,9 +44,12 @@ def submit_job(
     # Enqueue only after the job is committed, so a worker never sees a missing id.
     # The stamp and the send share a transaction, as in the feeder: whoever stamps
     # the job sends it, and a send that fails leaves it for the feeder.
-    with session_scope() as session:
-        if claim_for_enqueue(session, job.id):
-            enqueuer.classify([job.id])
+    try:
+        with session_scope() as session:
+            if claim_for_enqueue(session, job.id):
+                enqueuer.classify([job.id])
+    except BROKER_ERRORS as exc:
+        log.warning("job %s stored; broker unreachable (%s), the feeder will send it", job.id, exc)
     return accepted
 
 

@@ -1,0 +1,48 @@
+"""A committed job is never lost when the broker is away at submit time."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+import pytest
+from fastapi.testclient import TestClient
+from kombu.exceptions import OperationalError
+from sqlalchemy import select
+
+from api.app import create_app
+from api.deps import get_enqueuer
+from tests.conftest import Services
+from tierroute.db import session_scope
+from tierroute.feeder import Feeder
+from tierroute.models import Job
+
+pytestmark = pytest.mark.integration
+
+
+class BrokerDown:
+    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    def ping(self) -> None:
+        raise OperationalError("Connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_submit_answers_202_and_the_feeder_sends_the_job_later(clean_db: Services) -> None:
+    app = create_app()
+    app.dependency_overrides[get_enqueuer] = BrokerDown
+    with TestClient(app) as client:
+        response = client.post("/v1/jobs", json={"prompt": "Format this JSON: {}"})
+        assert response.status_code == 202, response.text
+        job_id = uuid.UUID(response.json()["id"])
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json()["broker"] == "unreachable"
+        with session_scope() as session:
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            assert job.status == "queued" and job.enqueued_at is None  # left for the feeder
+        sent: list[uuid.UUID] = []
+        assert Feeder(send_many=sent.extend, queue_depth=lambda: 0).feed_once() == 1
+        assert sent == [job_id]
