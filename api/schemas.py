@@ -22,6 +22,11 @@ class BatchCancelled(BaseModel):
     cancelled: int
 
 
+class BatchRedriven(BaseModel):
+    id: str
+    requeued: int
+
+
 class RatingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -94,6 +94,46 @@ def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
     return len(cancelled)
 
 
+REDRIVABLE = (JobStatus.FAILED, JobStatus.DEAD)
+
+
+def _redrive(session: Session, *conditions: Any) -> list[uuid.UUID]:
+    # Back to queued and unsent: the feeder (or the caller) sends them again, and
+    # classify keeps the routing they already have. Attempts start over.
+    rows = session.execute(
+        update(Job)
+        .where(Job.status.in_(REDRIVABLE), *conditions)
+        .values(
+            status=JobStatus.QUEUED,
+            enqueued_at=None,
+            attempts=0,
+            error=None,
+            lease_expires_at=None,
+            started_at=None,
+            finished_at=None,
+            updated_at=func.now(),
+        )
+        .returning(Job.id)
+    ).all()
+    return [row.id for row in rows]
+
+
+def retry_job(session: Session, job_id: uuid.UUID) -> None:
+    """Re-queue one failed or dead job; Conflict if it is in any other state."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    if not _redrive(session, Job.id == job_id):
+        raise Conflict(f"job {job_id} is {job.status}; only failed or dead jobs can be retried")
+
+
+def redrive_batch(session: Session, batch_id: uuid.UUID) -> int:
+    """Re-queue every failed or dead job of a batch; returns how many."""
+    if session.get(Batch, batch_id) is None:
+        raise NotFound(f"batch {batch_id} not found")
+    return len(_redrive(session, Job.batch_id == batch_id))
+
+
 def _job_by_idempotency_key(session: Session, api_key_id: uuid.UUID | None, key: str) -> Job | None:
     query = select(Job).where(Job.idempotency_key == key)
     query = query.where(

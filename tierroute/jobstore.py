@@ -23,7 +23,14 @@ CLAIM_FOR_CLASSIFY = f"""
        AND (status = 'queued'
             -- a classifier that died mid-call left its lease to expire
             OR (status = 'classifying' AND tier IS NULL AND {LEASE_EXPIRED}))
-    RETURNING prompt, system, force_tier
+    RETURNING prompt, system, force_tier, tier
+"""
+
+# A re-driven job keeps the routing it already has: no second classifier call.
+KEEP_ROUTE = """
+    UPDATE jobs SET classified_at = coalesce(classified_at, now()), lease_expires_at = NULL,
+                    updated_at = now()
+     WHERE id = %(id)s AND status = 'classifying'
 """
 
 ROUTED = """
@@ -77,6 +84,11 @@ def claim_for_classify(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | Non
     """Take a queued job (or one whose classifier died); None if it is not ours."""
     cur.execute(CLAIM_FOR_CLASSIFY, {"id": job_id, "lease_s": lease_s})
     return cur.fetchone()
+
+
+def keep_route(cur: Any, job_id: uuid.UUID) -> None:
+    """Release the classify lease of a re-driven job that is already routed."""
+    cur.execute(KEEP_ROUTE, {"id": job_id})
 
 
 def tier_awaiting_run(cur: Any, job_id: uuid.UUID) -> tuple[str | None, str | None]:

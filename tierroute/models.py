@@ -49,7 +49,8 @@ def _utc_now_column(**kwargs: Any) -> Mapped[datetime]:
 class JobStatus(StrEnum):
     """Where a job is in its life: queued → classifying → running → succeeded | failed.
 
-    A job that has not started running can instead be cancelled.
+    A job that has not started running can instead be cancelled; one that used up
+    its attempts is dead. Failed and dead jobs can be re-driven to queued.
     """
 
     QUEUED = "queued"
@@ -58,10 +59,13 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    DEAD = "dead"
 
     @property
     def finished(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in (
+            JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD
+        )  # fmt: skip
 
 
 class CallPurpose(StrEnum):

@@ -42,7 +42,11 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
         claimed = jobstore.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
-    prompt, system, force_tier = claimed
+    prompt, system, force_tier, routed_tier = claimed
+    if routed_tier is not None:  # re-driven after a failure: keep its routing
+        with raw_transaction() as cur:
+            jobstore.keep_route(cur, job_id)
+        return str(routed_tier)
     decision = decide(rt, prompt, system, force_tier)
     with raw_transaction() as cur:
         if decision.call is not None:
@@ -109,7 +113,7 @@ def _after_transient_failure(
     if attempts >= settings.max_attempts:
         error = f"gave up after {attempts} attempts: {exc.detail}"
         with raw_transaction() as cur:
-            jobstore.finish(cur, job_id, JobStatus.FAILED, error=error)
+            jobstore.finish(cur, job_id, JobStatus.DEAD, error=error)
         return None
     backoff = settings.retry_backoff_base_s * 2 ** (attempts - 1)
     # Never retry before the server's retry-after; never wait longer than the cap.

@@ -16,7 +16,9 @@ def build_report(session: Session, tiers: TierTable) -> dict[str, Any]:
     quality = {
         row["tier"]: row for row in session.execute(text("SELECT * FROM tier_quality")).mappings()
     }
-    failed = session.execute(text("SELECT count(*) FROM jobs WHERE status = 'failed'")).scalar_one()
+    failed = session.execute(
+        text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead')")
+    ).scalar_one()
     simulated = session.execute(
         text("SELECT coalesce(bool_or(simulated), false) FROM model_calls")
     ).scalar_one()

@@ -11,11 +11,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.deps import get_rt, parse_id
-from api.schemas import BatchAccepted, BatchCancelled
+from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven
 from api.upload import spool_body
 from tierroute.db import session_scope
 from tierroute.ingest import copy_batch, json_array_specs, ndjson_specs
-from tierroute.jobs import batch_results, batch_view, cancel_batch
+from tierroute.jobs import batch_results, batch_view, cancel_batch, redrive_batch
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
@@ -64,6 +64,14 @@ def cancel(batch_id: str) -> BatchCancelled:
     with session_scope() as session:
         cancelled = cancel_batch(session, parse_id("batch", batch_id))
     return BatchCancelled(id=batch_id, cancelled=cancelled)
+
+
+@router.post("/{batch_id}/redrive", response_model=BatchRedriven)
+def redrive(batch_id: str) -> BatchRedriven:
+    """Re-queue the batch's failed and dead jobs; the feeder sends them."""
+    with session_scope() as session:
+        requeued = redrive_batch(session, parse_id("batch", batch_id))
+    return BatchRedriven(id=batch_id, requeued=requeued)
 
 
 @router.get("/{batch_id}/results")

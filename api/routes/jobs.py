@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
@@ -13,7 +14,14 @@ from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
 from api.schemas import JobAccepted, RatingIn, RatingOut
 from tierroute.db import session_scope
-from tierroute.jobs import claim_for_enqueue, create_job, get_job, job_view, rate_job
+from tierroute.jobs import (
+    claim_for_enqueue,
+    create_job,
+    get_job,
+    job_view,
+    rate_job,
+    retry_job,
+)
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
@@ -41,16 +49,30 @@ def submit_job(
         accepted = JobAccepted(id=str(job.id), status=job.status)
     if not created:
         return JSONResponse(status_code=200, content=accepted.model_dump())
-    # Enqueue only after the job is committed, so a worker never sees a missing id.
+    _send_now(enqueuer, job.id)
+    return accepted
+
+
+def _send_now(enqueuer: Enqueuer, job_id: uuid.UUID) -> None:
+    # Called only after the job is committed, so a worker never sees a missing id.
     # The stamp and the send share a transaction, as in the feeder: whoever stamps
     # the job sends it, and a send that fails leaves it for the feeder.
     try:
         with session_scope() as session:
-            if claim_for_enqueue(session, job.id):
-                enqueuer.classify([job.id])
+            if claim_for_enqueue(session, job_id):
+                enqueuer.classify([job_id])
     except BROKER_ERRORS as exc:
-        log.warning("job %s stored; broker unreachable (%s), the feeder will send it", job.id, exc)
-    return accepted
+        log.warning("job %s stored; broker unreachable (%s), the feeder will send it", job_id, exc)
+
+
+@router.post("/{job_id}/retry", status_code=202, response_model=JobAccepted)
+def retry(job_id: str, enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)]) -> JobAccepted:
+    """Re-queue a failed or dead job (409 otherwise); it keeps its routing."""
+    parsed = parse_id("job", job_id)
+    with session_scope() as session:
+        retry_job(session, parsed)
+    _send_now(enqueuer, parsed)
+    return JobAccepted(id=str(parsed), status="queued")
 
 
 @router.get("/{job_id}")

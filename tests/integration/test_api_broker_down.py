@@ -46,3 +46,31 @@ def test_submit_answers_202_and_the_feeder_sends_the_job_later(clean_db: Service
         sent: list[uuid.UUID] = []
         assert Feeder(send_many=sent.extend, queue_depth=lambda: 0).feed_once() == 1
         assert sent == [job_id]
+
+
+def test_retry_and_redrive_routes(clean_db: Services) -> None:
+    from tierroute.ingest import copy_batch, ndjson_specs
+    from tierroute.runtime import get_runtime
+
+    get_runtime()
+    with session_scope() as session:
+        batch_id, _ = copy_batch(
+            session, ndjson_specs([b'{"prompt": "a"}', b'{"prompt": "b"}']), default_max_tokens=50
+        )
+    with session_scope() as session:
+        jobs = session.scalars(select(Job).where(Job.batch_id == batch_id)).all()
+        for job, status in zip(jobs, ("dead", "succeeded"), strict=True):
+            job.status, job.tier, job.enqueued_at = status, "haiku", job.created_at
+    dead, done = jobs
+    app = create_app()
+    app.dependency_overrides[get_enqueuer] = BrokerDown
+    with TestClient(app) as client:
+        refused = client.post(f"/v1/jobs/{done.id}/retry")
+        assert refused.status_code == 409 and "only failed or dead" in refused.json()["detail"]
+        assert client.post(f"/v1/jobs/{uuid.uuid4()}/retry").status_code == 404
+        retried = client.post(f"/v1/jobs/{dead.id}/retry")
+        assert retried.status_code == 202 and retried.json()["status"] == "queued"
+        assert client.post(f"/v1/batches/{batch_id}/redrive").json()["requeued"] == 0
+        with session_scope() as session:
+            session.get(Job, dead.id).status = "failed"  # type: ignore[union-attr]
+        assert client.post(f"/v1/batches/{batch_id}/redrive").json()["requeued"] == 1

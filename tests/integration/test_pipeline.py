@@ -12,7 +12,8 @@ from sqlalchemy import func, select, text
 from tests.conftest import Services
 from tierroute.classifiers import MANUAL_OVERRIDE
 from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view, rate_job
+from tierroute.errors import Conflict
+from tierroute.jobs import create_job, get_job, job_view, rate_job, retry_job
 from tierroute.models import JobStatus, ModelCall, RoutingDecision
 from tierroute.pipeline import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
@@ -189,8 +190,63 @@ def test_attempts_are_capped(rt: Runtime, sim: RunningSimulator) -> None:
     assert complete_job(rt, job_id) is None
     with session_scope() as session:
         view = job_view(get_job(session, job_id))
-    assert view["status"] == JobStatus.FAILED
+    assert view["status"] == JobStatus.DEAD
+    assert view["attempts"] == rt.settings.max_attempts
     assert f"gave up after {rt.settings.max_attempts} attempts" in str(view["error"])
+
+
+def test_a_dead_job_is_retried_on_its_tier_without_a_second_classification(
+    rt: Runtime, sim: RunningSimulator
+) -> None:
+    job_id = submit(LESSON_EXAMPLES["opus"])
+    assert classify_job(rt, job_id) == "opus"
+    sim.configure(fault_sequence=[529] * rt.settings.max_attempts)
+    while complete_job(rt, job_id) is not None:
+        pass
+    with session_scope() as session:
+        retry_job(session, job_id)
+    with session_scope() as session, pytest.raises(Conflict, match="only failed or dead"):
+        retry_job(session, job_id)  # already queued again
+    assert classify_job(rt, job_id) == "opus"  # keeps its routing
+    assert complete_job(rt, job_id) is None
+    with session_scope() as session:
+        view = job_view(get_job(session, job_id))
+        decisions = session.scalar(select(func.count()).where(RoutingDecision.job_id == job_id))
+        classify_calls = session.scalar(
+            select(func.count()).where(ModelCall.job_id == job_id, ModelCall.purpose == "classify")
+        )
+    assert view["status"] == JobStatus.SUCCEEDED and view["attempts"] == 1
+    assert (decisions, classify_calls) == (1, 1)
+
+
+def test_429_without_retry_after_backs_off_exponentially(
+    rt: Runtime, sim: RunningSimulator
+) -> None:
+    job_id = submit(LESSON_EXAMPLES["haiku"], force_tier=1)
+    classify_job(rt, job_id)
+    sim.configure(fault_sequence=[429, 429], retry_after_s=None)
+    first = complete_job(rt, job_id)
+    second = complete_job(rt, job_id)
+    assert first is not None and second is not None
+    assert first.delay_s == rt.settings.retry_backoff_base_s
+    assert second.delay_s == 2 * rt.settings.retry_backoff_base_s
+
+
+@pytest.mark.parametrize("status", [500, 0])  # 0: the simulator hangs past the timeout
+def test_server_errors_and_read_timeouts_are_retried(
+    rt: Runtime, sim: RunningSimulator, status: int
+) -> None:
+    quick = replace(rt)
+    quick.client = rt.client.with_options(timeout=0.5)
+    job_id = submit(LESSON_EXAMPLES["haiku"], force_tier=1)
+    classify_job(quick, job_id)
+    sim.configure(fault_sequence=[status], timeout_sleep_s=2)
+    retry = complete_job(quick, job_id)
+    assert retry is not None
+    assert ("timed out" if status == 0 else "HTTP 500") in retry.reason
+    assert complete_job(quick, job_id) is None
+    with session_scope() as session:
+        assert job_view(get_job(session, job_id))["status"] == JobStatus.SUCCEEDED
 
 
 def test_redelivered_messages_do_no_harm(rt: Runtime) -> None:
