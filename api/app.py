@@ -27,7 +27,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not runtime.settings.broker_url:
         raise ConfigurationError("TIERROUTE_BROKER_URL is not set")
     app.state.runtime = runtime
-    app.state.enqueuer = Enqueuer(runtime.settings.broker_url)
+    app.state.enqueuer = Enqueuer(
+        runtime.settings.broker_url, runtime.settings.visibility_timeout_s
+    )
     if runtime.settings.simulated:
         log.warning("no ANTHROPIC_API_KEY: model calls go to the simulator")
     # Move everything built at startup out of the collector's reach, so full

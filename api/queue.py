@@ -17,11 +17,12 @@ CLASSIFY_QUEUE = "classify"
 class Enqueuer:
     """Sends classify tasks over one pooled broker connection."""
 
-    def __init__(self, broker_url: str) -> None:
+    def __init__(self, broker_url: str, visibility_timeout_s: float) -> None:
         self._celery = Celery("tierroute-api", broker=broker_url)
         self._celery.conf.update(
             broker_connection_retry_on_startup=True,
-            broker_transport_options={"visibility_timeout": 3600},
+            # The same value as the workers': the Redis transport reads it on both sides.
+            broker_transport_options={"visibility_timeout": visibility_timeout_s},
         )
 
     def classify(self, job_ids: Iterable[uuid.UUID]) -> int:

@@ -41,8 +41,12 @@ class Settings(BaseSettings):
     # Per-call timeouts (seconds). The classifier must be quick or fall back.
     request_timeout_s: float = 120.0
     classify_timeout_s: float = 15.0
-    # Attempts of the complete task before a job fails; the task owns retries.
+    # Attempts of the complete task before a job is dead; the task owns retries.
     max_attempts: int = 6
+    # Redis hands an unacknowledged message to another worker after this long. It
+    # must outlast every lease and every retry countdown (checked below), or a
+    # redelivered message would meet a live lease and be dropped.
+    visibility_timeout_s: float = 3600.0
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     default_max_tokens: int = 1024
@@ -89,6 +93,21 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _visibility_outlasts_leases_and_countdowns(self) -> Settings:
+        longest_lease = max(self.request_timeout_s, self.classify_timeout_s) + LEASE_MARGIN_S
+        if longest_lease >= self.visibility_timeout_s:
+            raise ValueError(
+                f"visibility_timeout_s ({self.visibility_timeout_s:g}) must exceed the longest "
+                f"lease, request_timeout_s + {LEASE_MARGIN_S:g} ({longest_lease:g})"
+            )
+        if self.retry_backoff_max_s >= self.visibility_timeout_s:
+            raise ValueError(
+                f"retry_backoff_max_s ({self.retry_backoff_max_s:g}) must be below "
+                f"visibility_timeout_s ({self.visibility_timeout_s:g})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _known_classifier_and_tier(self) -> Settings:
         from tierroute.tiers import load_tier_table
 
@@ -106,6 +125,9 @@ class Settings(BaseSettings):
 
 
 KNOWN_CLASSIFIERS = ("llm",)
+# A lease outlives the longest call a task can make (the SDK timeout) by this much,
+# so it only expires when the task that took it is gone.
+LEASE_MARGIN_S = 30.0
 
 
 @cache

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from tierroute import jobstore
 from tierroute.classifiers import RoutingDecision
+from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction
 from tierroute.errors import PermanentProviderError, RetryableProviderError
 from tierroute.models import JobStatus
@@ -20,10 +21,6 @@ from tierroute.provider import build_completion_params, call_model
 from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-# A lease outlives the longest call a task can make (the SDK timeout), so it only
-# expires when the task that took it is gone.
-LEASE_MARGIN_S = 30.0
 
 
 def decide(rt: Runtime, prompt: str, system: str | None, force_tier: str | None) -> RoutingDecision:

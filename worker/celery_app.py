@@ -15,9 +15,6 @@ from tierroute.errors import ConfigurationError
 from tierroute.runtime import get_runtime, reset_runtime
 
 QUEUES = ("classify", "haiku", "sonnet", "opus")
-# Long enough for the slowest model call plus the longest retry countdown, so Redis
-# never hands an unacknowledged message to a second worker while the first still works.
-VISIBILITY_TIMEOUT_S = 3600
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +32,13 @@ def _broker_url() -> str:
 app = Celery("tierroute")
 # Read lazily, when Celery first needs its configuration (worker start, first send),
 # so importing this module needs no environment.
-app.add_defaults(lambda: {"broker_url": _broker_url()})
+app.add_defaults(
+    lambda: {
+        "broker_url": _broker_url(),
+        # Settings checks that it outlasts every lease and retry countdown.
+        "broker_transport_options": {"visibility_timeout": get_settings().visibility_timeout_s},
+    }
+)
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="classify",
@@ -46,7 +49,6 @@ app.conf.update(
     # A worker reserves one message per thread: enough to keep every thread busy,
     # few enough that reserved messages never wait near the visibility timeout.
     worker_prefetch_multiplier=1,
-    broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
     broker_connection_retry_on_startup=True,
     # Task events cost several Redis publishes per task. Flower switches them on in
     # the workers when it starts (its enable_events), so they cost only while watched.
