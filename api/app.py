@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.metrics import REQUESTS
 from api.queue import Enqueuer
@@ -52,6 +53,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(application)
+    application.state.key_cache = KeyCache()
     application.include_router(jobs.router)
     application.include_router(batches.router)
     application.include_router(system.router)

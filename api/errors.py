@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def error_response(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": code, "detail": detail})
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # RFC 6750
+    return JSONResponse(
+        status_code=status, content={"error": code, "detail": detail}, headers=headers
+    )
 
 
 def _describe(error: dict[str, Any]) -> str:

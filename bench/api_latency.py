@@ -14,6 +14,7 @@ from bench.loadgen import ensure_tools, run_load
 from bench.pipeline_run import stack_options
 from bench.report import Result
 from bench.sampler import Sampler
+from bench.workload import auth
 from tierroute.stack import run_stack
 
 WARMUP_REQUESTS = 100
@@ -41,14 +42,14 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         options = stack_options(Path(tmp), 0, config.classify_concurrency, config.tier_concurrency)
         with (
             run_stack(backing.settings(), options) as stack,
-            httpx.Client(base_url=stack.api_url, timeout=30) as api,
+            httpx.Client(base_url=stack.api_url, timeout=30, headers=auth(stack.api_key)) as api,
         ):
             job_id = _finished_job(api, config.timeout_s)
             url = f"{stack.api_url}/v1/jobs/{job_id}"
             for _ in range(WARMUP_REQUESTS):
                 api.get(url).raise_for_status()
             with Sampler.for_children(stack.children) as sampler:
-                load = run_load(url, config.api_rate, config.api_seconds)
+                load = run_load(url, config.api_rate, config.api_seconds, stack.api_key)
     result.figures["api_p50_ms"] = load.p50_ms
     result.figures["api_p90_ms"] = load.p90_ms
     result.figures["api_p99_ms"] = load.p99_ms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -57,8 +58,10 @@ def percentile_ms(histogram: dict[int, int], fraction: float) -> float:
     return max(histogram) + 0.5
 
 
-def run_load(url: str, rate: int, seconds: int) -> LoadResult:
+def run_load(url: str, rate: int, seconds: int, api_key: str | None = None) -> LoadResult:
     """GET `url` at `rate` requests per second for `seconds`, open loop."""
+    # The key goes through the environment, not argv, where `ps` would show it.
+    env = {**os.environ, "LOADGEN_AUTHORIZATION": f"Bearer {api_key}" if api_key else ""}
     out = subprocess.run(
         ["node", str(LOADGEN), url, str(rate), str(seconds)],
         cwd=TOOLS_DIR,
@@ -66,6 +69,7 @@ def run_load(url: str, rate: int, seconds: int) -> LoadResult:
         text=True,
         timeout=seconds + 120,
         check=True,
+        env=env,
     )
     raw: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     histogram = {int(ms): int(n) for ms, n in raw["histogramMs"].items()}

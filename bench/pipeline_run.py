@@ -13,6 +13,7 @@ import redis
 from bench.backing import Backing
 from bench.sampler import Sampler
 from bench.workload import (
+    auth,
     batch_span,
     ndjson_body,
     routing_outcomes,
@@ -83,7 +84,7 @@ def run_pipeline(
     try:
         with (
             run_stack(backing.settings(), options) as stack,
-            httpx.Client(base_url=stack.api_url, timeout=600) as api,
+            httpx.Client(base_url=stack.api_url, timeout=600, headers=auth(stack.api_key)) as api,
             Sampler.for_children(stack.children, gauges) as sampler,
         ):
             assert stack.simulator_url is not None

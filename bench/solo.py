@@ -16,6 +16,7 @@ from pathlib import Path
 from celery import Celery
 
 from bench.backing import Backing
+from tierroute.keys import issue_key
 from tierroute.procs import Child, free_port, start_child, wait_http
 
 
@@ -24,6 +25,7 @@ class Solo:
     """The processes started, and where to reach them."""
 
     api_url: str | None
+    api_key: str | None  # created when the API is started
     simulator_url: str
     children: list[Child]
 
@@ -73,8 +75,9 @@ def solo(
             "TIERROUTE_BROKER_URL": backing.broker_url,
             "ANTHROPIC_BASE_URL": simulator_url,
         }
-        api_url = None
+        api_url = api_key = None
         if api:
+            api_key = issue_key(backing.database_url, "bench solo")
             port = free_port()
             api_url = f"http://127.0.0.1:{port}"
             child = start_child(
@@ -97,7 +100,7 @@ def solo(
             )  # fmt: skip
             children.append(worker)
             wait_for_ping(backing.broker_url, 1, [worker], timeout_s=60)
-        yield Solo(api_url=api_url, simulator_url=simulator_url, children=children)
+        yield Solo(api_url=api_url, api_key=api_key, simulator_url=simulator_url, children=children)
     finally:
         for child in reversed(children):
             # Short grace: a worker blocked on a slow simulated call need not finish it.

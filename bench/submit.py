@@ -22,7 +22,7 @@ from bench.redisq import QueueProbe, QueueSnapshot
 from bench.report import Result
 from bench.sampler import Sampler
 from bench.solo import solo
-from bench.workload import ndjson_body, submit_batch
+from bench.workload import auth, ndjson_body, submit_batch
 
 # The feeder phase: simulated calls this slow keep the worker from draining the queue.
 FEEDER_SIM_LATENCY_MS = 120_000
@@ -82,7 +82,9 @@ def run(config: BenchConfig, backing: Backing) -> Result:
             body = ndjson_body(config.submit_prompts, "submit")
             with (
                 solo(backing, log_dir, api=True) as procs,
-                httpx.Client(base_url=str(procs.api_url), timeout=600) as api,
+                httpx.Client(
+                    base_url=str(procs.api_url), timeout=600, headers=auth(procs.api_key)
+                ) as api,
                 Sampler.for_children(procs.children) as sampler,
             ):
                 # One small batch first: the API's lazy setup is not what we time.

@@ -53,6 +53,11 @@ class Submitted:
     detail: str
 
 
+def auth(api_key: str | None) -> dict[str, str]:
+    """The Authorization header for a benchmark's API key."""
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 def submit_batch(api: httpx.Client, body: bytes, *, gzipped: bool = False) -> Submitted:
     """POST /v1/batches; timed from request start to the 202 (rows committed)."""
     headers = {"content-type": NDJSON}

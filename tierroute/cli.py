@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from tierroute.client import ApiClient, ApiError, api_url
+from tierroute.client import ApiClient, ApiError, api_key, api_url
 from tierroute.errors import TierrouteError
 
 console = Console()
@@ -49,9 +49,22 @@ def friendly_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-api_option = click.option(
-    "--api", "api", default=None, help="API base URL (default $TIERROUTE_API_URL or :8000)."
-)
+def api_option(func: F) -> F:
+    """--api URL and --api-key KEY, for every command that talks to the HTTP API."""
+    func = click.option(
+        "--api-key",
+        "key",
+        default=None,
+        help="API key (default $TIERROUTE_API_KEY); create one with `tierroute keys create`.",
+    )(func)
+    return click.option(
+        "--api", "api", default=None, help="API base URL (default $TIERROUTE_API_URL or :8000)."
+    )(func)
+
+
+def open_client(api: str | None, key: str | None) -> ApiClient:
+    """An API client for the resolved URL and key."""
+    return ApiClient(api_url(api), api_key(key))
 
 
 @click.group()
@@ -98,7 +111,9 @@ def up(port: int, flower_port: int) -> None:
 )
 @api_option
 @friendly_errors
-def submit(file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: str | None) -> None:
+def submit(
+    file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: str | None, key: str | None
+) -> None:
     """Stream a JSONL prompt file as one batch; prints the batch id (last line of stdout)."""
     from tierroute.batchfile import check_prompt_file, force_tier_value
     from tierroute.progress import summary_text, upload_batch, wait_for_batch
@@ -108,7 +123,7 @@ def submit(file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: 
     tier = force_tier_value(force_tier) if force_tier is not None else None
     with out.status(f"checking {file.name}"):
         count = check_prompt_file(file)
-    with ApiClient(api_url(api)) as client:
+    with open_client(api, key) as client:
         accepted = upload_batch(client, file, out, force_tier=tier, gzip=use_gzip)
         batch_id = str(accepted["id"])
         out.print(f"batch [bold]{batch_id}[/] accepted: {accepted.get('count', count):,} prompts")
@@ -140,9 +155,9 @@ def submit(file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: 
 @click.argument("batch_id")
 @api_option
 @friendly_errors
-def cancel(batch_id: str, api: str | None) -> None:
+def cancel(batch_id: str, api: str | None, key: str | None) -> None:
     """Cancel a batch's jobs that have not started; running jobs finish."""
-    with ApiClient(api_url(api)) as client:
+    with open_client(api, key) as client:
         answer = client.request("POST", f"/v1/batches/{batch_id}/cancel")
     click.echo(f"cancelled {int(answer.get('cancelled', 0)):,} jobs of batch {batch_id}")
 
@@ -152,12 +167,12 @@ def cancel(batch_id: str, api: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON view.")
 @api_option
 @friendly_errors
-def status(ident: str, as_json: bool, api: str | None) -> None:
+def status(ident: str, as_json: bool, api: str | None, key: str | None) -> None:
     """Status of a job or a batch."""
     from tierroute.progress import failed_jobs_hint, render_batch, render_job
 
     base = api_url(api)
-    with ApiClient(base) as client:
+    with ApiClient(base, api_key(key)) as client:
         try:
             view = client.request("GET", f"/v1/jobs/{ident}")
             is_job = True
@@ -187,11 +202,11 @@ def status(ident: str, as_json: bool, api: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @api_option
 @friendly_errors
-def report(as_json: bool, api: str | None) -> None:
+def report(as_json: bool, api: str | None, key: str | None) -> None:
     """Distribution by tier, cost, cost if all Opus, savings, quality."""
     from tierroute.report import format_report
 
-    data = ApiClient(api_url(api)).request("GET", "/v1/report")
+    data = open_client(api, key).request("GET", "/v1/report")
     click.echo(json.dumps(data, indent=2) if as_json else format_report(data))
 
 
@@ -201,10 +216,10 @@ def report(as_json: bool, api: str | None) -> None:
 @click.option("--comment", default=None)
 @api_option
 @friendly_errors
-def rate(job_id: str, score: float, comment: str | None, api: str | None) -> None:
+def rate(job_id: str, score: float, comment: str | None, api: str | None, key: str | None) -> None:
     """Record a satisfaction rating in [0, 1] for a job."""
     body = {"satisfaction": score, "comment": comment}
-    ApiClient(api_url(api)).request("POST", f"/v1/jobs/{job_id}/rating", json=body)
+    open_client(api, key).request("POST", f"/v1/jobs/{job_id}/rating", json=body)
     click.echo(f"rated {job_id}: {score}")
 
 
@@ -213,9 +228,9 @@ def rate(job_id: str, score: float, comment: str | None, api: str | None) -> Non
 @click.option("--json", "as_json", is_flag=True)
 @api_option
 @friendly_errors
-def route(text: str, as_json: bool, api: str | None) -> None:
+def route(text: str, as_json: bool, api: str | None, key: str | None) -> None:
     """The routing decision for TEXT alone; nothing is executed."""
-    decision = ApiClient(api_url(api)).request("POST", "/v1/route", json={"prompt": text})
+    decision = open_client(api, key).request("POST", "/v1/route", json={"prompt": text})
     if as_json:
         click.echo(json.dumps(decision, indent=2))
         return

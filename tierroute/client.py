@@ -27,6 +27,16 @@ def api_url(explicit: str | None = None) -> str:
     return (explicit or os.environ.get("TIERROUTE_API_URL") or DEFAULT_API_URL).rstrip("/")
 
 
+def api_key(explicit: str | None = None) -> str | None:
+    """The API key: --api-key, then $TIERROUTE_API_KEY; None sends no header."""
+    return explicit or os.environ.get("TIERROUTE_API_KEY") or None
+
+
+UNAUTHORIZED_HINT = (
+    "set TIERROUTE_API_KEY (or pass --api-key) to a key from `tierroute keys create NAME`"
+)
+
+
 def _error_message(response: httpx.Response) -> tuple[str, str | None]:
     """One line for an error response: our `{error, detail}` shape, or what there is."""
     try:
@@ -48,9 +58,10 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None]:
 class ApiClient:
     """Thin wrapper that turns HTTP errors into one readable message."""
 
-    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+    def __init__(self, base_url: str, key: str | None = None, timeout_s: float = 60.0) -> None:
         self.base_url = base_url
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request and return the JSON answer; any failure raises ApiError."""
@@ -67,6 +78,8 @@ class ApiClient:
             ) from None
         if response.is_error:
             message, code = _error_message(response)
+            if response.status_code == 401:
+                message = f"{message}; {UNAUTHORIZED_HINT}"
             raise ApiError(f"HTTP {response.status_code} {message}", response.status_code, code)
         try:
             return response.json()

@@ -57,7 +57,7 @@ def run_demo(console: Console, prompts: Path | None, keep: bool) -> None:
             console.print(f"stack up in {time.monotonic() - started:.1f}s (logs: {stack.log_dir})")
             if stack.simulator_url:
                 console.print("[yellow]No ANTHROPIC_API_KEY: models are SIMULATED.[/]")
-            client = ApiClient(stack.api_url)
+            client = ApiClient(stack.api_url, stack.api_key)
             accepted = client.request(
                 "POST",
                 "/v1/batches",
@@ -89,6 +89,8 @@ def run_up(console: Console, port: int, flower_port: int) -> None:
         stack = stack_cm.__enter__()
     try:
         console.print(f"API docs:  {stack.api_url}/docs")
+        # Shown once and never logged: export it for the client commands.
+        console.print(f"API key:   {stack.api_key}  (export TIERROUTE_API_KEY=...)", soft_wrap=True)
         console.print(f"Flower:    {stack.flower_url}  (basic auth {stack.flower_auth})")
         if stack.simulator_url:
             console.print(f"Simulator: {stack.simulator_url}  (models are SIMULATED)")

@@ -43,6 +43,13 @@ class NotFound(TierrouteError):
     http_status = 404
 
 
+class Unauthorized(TierrouteError):
+    """No API key, a malformed one, or one that is unknown or revoked."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
 class Conflict(TierrouteError):
     """The request conflicts with the current state of a resource."""
 
@@ -62,9 +69,23 @@ class RetryableProviderError(ProviderError):
 
     code = "provider_retryable"
 
-    def __init__(self, detail: str, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self, detail: str, retry_after_s: float | None = None, status_code: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.retry_after_s = retry_after_s
+        self.status_code = status_code
+
+
+class RateLimited(TierrouteError):
+    """Our own shared rate limiter says wait: no call was made, so nothing failed."""
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, detail: str, wait_s: float) -> None:
+        super().__init__(detail)
+        self.wait_s = wait_s
 
 
 class PermanentProviderError(ProviderError):

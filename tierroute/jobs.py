@@ -60,6 +60,27 @@ def create_job(
     return job, True
 
 
+# Ownership: `api_key_id=None` means any owner (workers, tests, the CLI on the
+# database); the API always passes the caller's key. Another key's row answers
+# exactly like a missing one, so ids cannot be probed.
+def _owned_by(owner: uuid.UUID | None, api_key_id: uuid.UUID | None) -> bool:
+    return api_key_id is None or owner == api_key_id
+
+
+def _get_batch(session: Session, batch_id: uuid.UUID, api_key_id: uuid.UUID | None) -> Batch:
+    batch = session.get(Batch, batch_id)
+    if batch is None or not _owned_by(batch.api_key_id, api_key_id):
+        raise NotFound(f"batch {batch_id} not found")
+    return batch
+
+
+def _get_plain_job(session: Session, job_id: uuid.UUID, api_key_id: uuid.UUID | None) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or not _owned_by(job.api_key_id, api_key_id):
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
 def claim_for_enqueue(session: Session, job_id: uuid.UUID) -> bool:
     """Stamp a queued job as sent, unless the feeder already took it."""
     stamped = session.execute(
@@ -71,10 +92,11 @@ def claim_for_enqueue(session: Session, job_id: uuid.UUID) -> bool:
     return stamped is not None
 
 
-def cancel_batch(session: Session, batch_id: uuid.UUID) -> int:
+def cancel_batch(
+    session: Session, batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
+) -> int:
     """Cancel a batch's jobs that have not started running; returns how many."""
-    if session.get(Batch, batch_id) is None:
-        raise NotFound(f"batch {batch_id} not found")
+    _get_batch(session, batch_id, api_key_id)
     not_started = or_(
         Job.status == JobStatus.QUEUED,
         # Routed and waiting in a tier queue; the complete task will skip it.
@@ -118,19 +140,18 @@ def _redrive(session: Session, *conditions: Any) -> list[uuid.UUID]:
     return [row.id for row in rows]
 
 
-def retry_job(session: Session, job_id: uuid.UUID) -> None:
+def retry_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> None:
     """Re-queue one failed or dead job; Conflict if it is in any other state."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
+    job = _get_plain_job(session, job_id, api_key_id)
     if not _redrive(session, Job.id == job_id):
         raise Conflict(f"job {job_id} is {job.status}; only failed or dead jobs can be retried")
 
 
-def redrive_batch(session: Session, batch_id: uuid.UUID) -> int:
+def redrive_batch(
+    session: Session, batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
+) -> int:
     """Re-queue every failed or dead job of a batch; returns how many."""
-    if session.get(Batch, batch_id) is None:
-        raise NotFound(f"batch {batch_id} not found")
+    _get_batch(session, batch_id, api_key_id)
     return len(_redrive(session, Job.batch_id == batch_id))
 
 
@@ -142,14 +163,14 @@ def _job_by_idempotency_key(session: Session, api_key_id: uuid.UUID | None, key:
     return session.scalars(query).first()
 
 
-def get_job(session: Session, job_id: uuid.UUID) -> Job:
+def get_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> Job:
     """A job with its routing decision and model calls, or NotFound."""
     job = session.scalars(
         select(Job)
         .where(Job.id == job_id)
         .options(selectinload(Job.routing), selectinload(Job.calls))
     ).first()
-    if job is None:
+    if job is None or not _owned_by(job.api_key_id, api_key_id):
         raise NotFound(f"job {job_id} not found")
     return job
 
@@ -202,12 +223,15 @@ def job_view(job: Job) -> dict[str, Any]:
 
 
 def rate_job(
-    session: Session, job_id: uuid.UUID, satisfaction: float, comment: str | None = None
+    session: Session,
+    job_id: uuid.UUID,
+    satisfaction: float,
+    comment: str | None = None,
+    *,
+    api_key_id: uuid.UUID | None = None,
 ) -> Rating:
     """Record a person's satisfaction with a finished job's answer."""
-    job = session.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
+    job = _get_plain_job(session, job_id, api_key_id)
     if job.status != JobStatus.SUCCEEDED:
         raise Conflict(f"job {job_id} is {job.status}; only succeeded jobs can be rated")
     rating = Rating(job_id=job_id, satisfaction=satisfaction, comment=comment)
@@ -216,11 +240,11 @@ def rate_job(
     return rating
 
 
-def batch_view(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
+def batch_view(
+    session: Session, batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     """Counts by status, cost so far and progress of a batch."""
-    batch = session.get(Batch, batch_id)
-    if batch is None:
-        raise NotFound(f"batch {batch_id} not found")
+    batch = _get_batch(session, batch_id, api_key_id)
     counts = dict(
         session.execute(
             select(Job.status, func.count()).where(Job.batch_id == batch_id).group_by(Job.status)
@@ -256,10 +280,11 @@ def batch_view(session: Session, batch_id: uuid.UUID) -> dict[str, Any]:
     }
 
 
-def batch_results(session: Session, batch_id: uuid.UUID) -> Iterator[dict[str, Any]]:
+def batch_results(
+    session: Session, batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
+) -> Iterator[dict[str, Any]]:
     """Views of a batch's finished jobs, streamed in pages."""
-    if session.get(Batch, batch_id) is None:
-        raise NotFound(f"batch {batch_id} not found")
+    _get_batch(session, batch_id, api_key_id)
     finished = [s.value for s in JobStatus if s.finished]
     query = (
         select(Job)

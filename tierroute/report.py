@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -9,22 +11,82 @@ from sqlalchemy.orm import Session
 
 from tierroute.tiers import TierTable
 
+# Key-scoped versions of the analyst views' sums: the views stay global for
+# analysts, while an API caller sees only calls billed to its own jobs (so a
+# bare /v1/route classifier call, which has no job, is nobody's).
+SCOPED_SAVINGS = """
+    SELECT coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'complete'), 0)
+               AS completion_cost_usd,
+           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'classify'), 0)
+               AS classifier_cost_usd,
+           coalesce(sum(c.cost_usd), 0) AS total_cost_usd,
+           coalesce(sum(c.cost_if_opus_usd), 0) AS cost_if_all_opus_usd,
+           coalesce(sum(c.cost_if_opus_usd), 0) - coalesce(sum(c.cost_usd), 0) AS saved_usd,
+           CASE WHEN coalesce(sum(c.cost_if_opus_usd), 0) > 0
+                THEN round(100 * (sum(c.cost_if_opus_usd) - sum(c.cost_usd))
+                           / sum(c.cost_if_opus_usd), 2)
+           END AS saved_pct,
+           coalesce(bool_or(c.simulated), false) AS simulated,
+           count(*) FILTER (WHERE c.purpose = 'classify') AS classifier_calls
+      FROM model_calls c JOIN jobs j ON j.id = c.job_id
+     WHERE j.api_key_id = :key
+"""
+SCOPED_QUALITY = """
+    SELECT j.tier,
+           count(*) AS jobs,
+           count(r.job_id) AS rated_jobs,
+           avg(r.satisfaction) AS avg_satisfaction,
+           coalesce(sum(c.cost_usd), 0) AS cost_usd
+      FROM jobs j
+      LEFT JOIN (SELECT job_id, avg(satisfaction) AS satisfaction
+                   FROM ratings GROUP BY job_id) r ON r.job_id = j.id
+      LEFT JOIN (SELECT job_id, sum(cost_usd) AS cost_usd
+                   FROM model_calls WHERE purpose = 'complete' GROUP BY job_id) c
+             ON c.job_id = j.id
+     WHERE j.status = 'succeeded' AND j.api_key_id = :key
+     GROUP BY j.tier
+"""
 
-def build_report(session: Session, tiers: TierTable) -> dict[str, Any]:
-    """The report as plain data, read from the analyst views so both always agree."""
-    savings = session.execute(text("SELECT * FROM savings")).mappings().one()
-    quality = {
-        row["tier"]: row for row in session.execute(text("SELECT * FROM tier_quality")).mappings()
-    }
+
+Rows = tuple[Mapping[Any, Any], Sequence[Mapping[Any, Any]], int]
+
+
+def _global_rows(session: Session) -> Rows:
+    savings = dict(session.execute(text("SELECT * FROM savings")).mappings().one())
+    savings["simulated"] = session.execute(
+        text("SELECT coalesce(bool_or(simulated), false) FROM model_calls")
+    ).scalar_one()
+    savings["classifier_calls"] = session.execute(
+        text("SELECT count(*) FROM model_calls WHERE purpose = 'classify'")
+    ).scalar_one()
+    quality = list(session.execute(text("SELECT * FROM tier_quality")).mappings())
     failed = session.execute(
         text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead')")
     ).scalar_one()
-    simulated = session.execute(
-        text("SELECT coalesce(bool_or(simulated), false) FROM model_calls")
+    return savings, quality, int(failed)
+
+
+def _scoped_rows(session: Session, api_key_id: uuid.UUID) -> Rows:
+    params = {"key": api_key_id}
+    savings = session.execute(text(SCOPED_SAVINGS), params).mappings().one()
+    quality = list(session.execute(text(SCOPED_QUALITY), params).mappings())
+    failed = session.execute(
+        text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead') AND api_key_id = :key"),
+        params,
     ).scalar_one()
-    classifier_calls = session.execute(
-        text("SELECT count(*) FROM model_calls WHERE purpose = 'classify'")
-    ).scalar_one()
+    return savings, quality, int(failed)
+
+
+def build_report(
+    session: Session, tiers: TierTable, api_key_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """The report as plain data: from the analyst views, or only one API key's jobs."""
+    if api_key_id is None:
+        savings, rows, failed = _global_rows(session)
+    else:
+        savings, rows, failed = _scoped_rows(session, api_key_id)
+    quality = {row["tier"]: row for row in rows}
+    simulated, classifier_calls = savings["simulated"], savings["classifier_calls"]
     total_jobs = sum(int(row["jobs"]) for row in quality.values())
     distribution = []
     for name in tiers.names:

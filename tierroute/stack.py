@@ -18,6 +18,7 @@ from pathlib import Path
 from celery import Celery
 
 from tierroute.config import Settings
+from tierroute.keys import issue_key
 from tierroute.migrate import upgrade
 from tierroute.procs import Child, free_port, start_child, wait_http
 
@@ -51,6 +52,7 @@ class RunningStack:
     """URLs and processes of a started stack."""
 
     api_url: str
+    api_key: str  # created for this run; every /v1 request needs one
     database_url: str
     broker_url: str
     simulator_url: str | None
@@ -101,6 +103,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
         assert database_url and broker_url
         try:
             upgrade(database_url)
+            api_key = issue_key(database_url, f"stack {options.data_dir.name}")
             env = {"TIERROUTE_DATABASE_URL": database_url, "TIERROUTE_BROKER_URL": broker_url}
             simulator_url = None
             if settings.simulated and not settings.anthropic_base_url:
@@ -161,6 +164,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
             _wait_for_workers(broker_url, expected=len(workers), children=workers, timeout_s=60)
             yield RunningStack(
                 api_url=api_url,
+                api_key=api_key,
                 database_url=database_url,
                 broker_url=broker_url,
                 simulator_url=simulator_url,

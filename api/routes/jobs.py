@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 
+from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
 from api.schemas import JobAccepted, RatingIn, RatingOut
@@ -34,6 +35,7 @@ BROKER_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 @router.post("", status_code=202, response_model=JobAccepted)
 def submit_job(
     spec: JobSpec,
+    caller: CallerKey,
     rt: Annotated[Runtime, Depends(get_rt)],
     enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
@@ -44,6 +46,7 @@ def submit_job(
             session,
             spec,
             default_max_tokens=rt.settings.default_max_tokens,
+            api_key_id=caller,
             idempotency_key=idempotency_key,
         )
         accepted = JobAccepted(id=str(job.id), status=job.status)
@@ -66,25 +69,33 @@ def _send_now(enqueuer: Enqueuer, job_id: uuid.UUID) -> None:
 
 
 @router.post("/{job_id}/retry", status_code=202, response_model=JobAccepted)
-def retry(job_id: str, enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)]) -> JobAccepted:
+def retry(
+    job_id: str, caller: CallerKey, enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)]
+) -> JobAccepted:
     """Re-queue a failed or dead job (409 otherwise); it keeps its routing."""
     parsed = parse_id("job", job_id)
     with session_scope() as session:
-        retry_job(session, parsed)
+        retry_job(session, parsed, api_key_id=caller)
     _send_now(enqueuer, parsed)
     return JobAccepted(id=str(parsed), status="queued")
 
 
 @router.get("/{job_id}")
-def read_job(job_id: str) -> dict[str, Any]:
+def read_job(job_id: str, caller: CallerKey) -> dict[str, Any]:
     """Status, tier, routing, answer, tokens, dollars and timings of one job."""
     with session_scope() as session:
-        return job_view(get_job(session, parse_id("job", job_id)))
+        return job_view(get_job(session, parse_id("job", job_id), api_key_id=caller))
 
 
 @router.post("/{job_id}/rating", status_code=201, response_model=RatingOut)
-def rate(job_id: str, body: RatingIn) -> RatingOut:
+def rate(job_id: str, body: RatingIn, caller: CallerKey) -> RatingOut:
     """Record a satisfaction rating in [0, 1] for a succeeded job."""
     with session_scope() as session:
-        rating = rate_job(session, parse_id("job", job_id), body.satisfaction, body.comment)
+        rating = rate_job(
+            session,
+            parse_id("job", job_id),
+            body.satisfaction,
+            body.comment,
+            api_key_id=caller,
+        )
         return RatingOut(id=rating.id, job_id=str(rating.job_id), satisfaction=rating.satisfaction)

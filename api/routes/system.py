@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt
 from api.metrics import refresh_job_gauges
 from api.queue import Enqueuer
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @router.post("/v1/route", response_model=RouteOut)
-def route(body: RouteIn, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
+def route(body: RouteIn, _: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
     """The routing decision for a prompt; nothing is executed. A classifier call is billed."""
     try:
         spec = JobSpec(prompt=body.prompt, system=body.system, force_tier=body.force_tier)
@@ -52,10 +53,10 @@ def route(body: RouteIn, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
 
 
 @router.get("/v1/report")
-def report(rt: Annotated[Runtime, Depends(get_rt)]) -> dict[str, Any]:
-    """Distribution by tier, cost, cost if all Opus, savings and quality."""
+def report(caller: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> dict[str, Any]:
+    """Distribution by tier, cost, cost if all Opus, savings and quality of the caller's jobs."""
     with session_scope() as session:
-        return build_report(session, rt.tiers)
+        return build_report(session, rt.tiers, api_key_id=caller)
 
 
 @router.get("/healthz", response_model=Health)

@@ -1,6 +1,7 @@
 // Fixed-rate HTTP load with loadtest's API; prints one JSON object on stdout.
 //
 // Usage: node loadgen.mjs URL RPS SECONDS
+// $LOADGEN_AUTHORIZATION, when set, is sent as the Authorization header.
 //
 // loadtest fires requests from a drift-corrected timer and opens another
 // connection whenever all are busy, so a slow answer never delays the next
@@ -20,6 +21,9 @@ const result = await loadTest({
 	agentKeepAlive: true,
 	timeout: 10000,
 	quiet: true,
+	headers: process.env.LOADGEN_AUTHORIZATION
+		? {authorization: process.env.LOADGEN_AUTHORIZATION}
+		: {},
 })
 
 process.stdout.write(JSON.stringify({

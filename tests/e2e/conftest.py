@@ -49,7 +49,8 @@ def stack(services: Services) -> Iterator[RunningStack]:
 
 @pytest.fixture
 def api(stack: RunningStack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.api_url, timeout=30) as client:
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
+    with httpx.Client(base_url=stack.api_url, timeout=30, headers=auth) as client:
         yield client
 
 

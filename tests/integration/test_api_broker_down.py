@@ -15,6 +15,7 @@ from api.deps import get_enqueuer
 from tests.conftest import Services
 from tierroute.db import session_scope
 from tierroute.feeder import Feeder
+from tierroute.keys import create_api_key
 from tierroute.models import Job
 
 pytestmark = pytest.mark.integration
@@ -31,10 +32,18 @@ class BrokerDown:
         pass
 
 
+def new_key() -> tuple[uuid.UUID, dict[str, str]]:
+    """A fresh API key's id and the header that sends it."""
+    with session_scope() as session:
+        key, raw = create_api_key(session, "test")
+    return key.id, {"Authorization": f"Bearer {raw}"}
+
+
 def test_submit_answers_202_and_the_feeder_sends_the_job_later(clean_db: Services) -> None:
     app = create_app()
     app.dependency_overrides[get_enqueuer] = BrokerDown
     with TestClient(app) as client:
+        client.headers.update(new_key()[1])
         response = client.post("/v1/jobs", json={"prompt": "Format this JSON: {}"})
         assert response.status_code == 202, response.text
         job_id = uuid.UUID(response.json()["id"])
@@ -53,9 +62,13 @@ def test_retry_and_redrive_routes(clean_db: Services) -> None:
     from tierroute.runtime import get_runtime
 
     get_runtime()
+    key_id, auth = new_key()
     with session_scope() as session:
         batch_id, _ = copy_batch(
-            session, ndjson_specs([b'{"prompt": "a"}', b'{"prompt": "b"}']), default_max_tokens=50
+            session,
+            ndjson_specs([b'{"prompt": "a"}', b'{"prompt": "b"}']),
+            default_max_tokens=50,
+            api_key_id=key_id,
         )
     with session_scope() as session:
         jobs = session.scalars(select(Job).where(Job.batch_id == batch_id)).all()
@@ -64,7 +77,7 @@ def test_retry_and_redrive_routes(clean_db: Services) -> None:
     dead, done = jobs
     app = create_app()
     app.dependency_overrides[get_enqueuer] = BrokerDown
-    with TestClient(app) as client:
+    with TestClient(app, headers=auth) as client:
         refused = client.post(f"/v1/jobs/{done.id}/retry")
         assert refused.status_code == 409 and "only failed or dead" in refused.json()["detail"]
         assert client.post(f"/v1/jobs/{uuid.uuid4()}/retry").status_code == 404

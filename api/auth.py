@@ -1,0 +1,79 @@
+"""Bearer API keys: the `CallerKey` dependency every /v1 route takes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from tierroute.db import session_scope
+from tierroute.errors import Unauthorized
+from tierroute.keys import active_key_id, hash_key
+
+# How long a good key stays trusted without asking Postgres again; a revoked key
+# keeps working for at most this long in each API process (README, "API keys").
+KEY_CACHE_TTL_S = 30.0
+KEY_CACHE_MAX = 10_000
+
+# auto_error=False: we raise our own 401 in the `{error, detail}` shape. The scheme
+# still shows in /openapi.json, so /docs offers an Authorize button.
+bearer = HTTPBearer(auto_error=False, description="an API key from `tierroute keys create`")
+
+
+class KeyCache:
+    """Hash → key id for recently seen good keys, so hot GETs skip the lookup."""
+
+    def __init__(self, ttl_s: float = KEY_CACHE_TTL_S, max_entries: int = KEY_CACHE_MAX) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[uuid.UUID, float]] = {}
+
+    def get(self, key_hash: str) -> uuid.UUID | None:
+        """The cached key id, or None when absent or older than the TTL."""
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: str, key_id: uuid.UUID) -> None:
+        """Remember a good key; unknown keys are never cached, so junk cannot fill it."""
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = (key_id, time.monotonic() + self.ttl_s)
+
+
+def get_key_cache(request: Request) -> KeyCache:
+    cache: KeyCache = request.app.state.key_cache
+    return cache
+
+
+def _lookup(key_hash: str) -> uuid.UUID | None:
+    with session_scope() as session:
+        return active_key_id(session, key_hash)
+
+
+async def require_api_key(
+    cache: Annotated[KeyCache, Depends(get_key_cache)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> uuid.UUID:
+    """The caller's key id; 401 for a missing, malformed, unknown or revoked key."""
+    # Never put the key itself in a message or a log line, only say what is wrong.
+    if credentials is None:
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
+    key_hash = hash_key(credentials.credentials)
+    key_id = cache.get(key_hash)
+    if key_id is None:
+        # Async dependency so a cache hit stays on the event loop; only a miss
+        # pays for a thread and a query.
+        key_id = await run_in_threadpool(_lookup, key_hash)
+        if key_id is None:
+            raise Unauthorized("unknown or revoked API key")
+        cache.put(key_hash, key_id)
+    return key_id
+
+
+CallerKey = Annotated[uuid.UUID, Depends(require_api_key)]
