@@ -59,6 +59,15 @@ def _redis_up(url: str) -> bool:
         return False
 
 
+def clear_rate_limits(broker_url: str) -> None:
+    """Forget the shared rate limiter's buckets and cooldowns, as if time had passed."""
+    client = redis.Redis.from_url(broker_url)
+    keys = list(client.scan_iter(match="tierroute:rl:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 def clear_settings_caches() -> None:
     get_settings.cache_clear()
     default_tier_table.cache_clear()
@@ -138,8 +147,10 @@ def env(
     monkeypatch.setenv("ANTHROPIC_BASE_URL", simulator.base_url)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     clear_settings_caches()
+    clear_rate_limits(services.broker_url)
     yield services
     clear_settings_caches()
+    clear_rate_limits(services.broker_url)
 
 
 def truncate_all(database_url: str) -> None:

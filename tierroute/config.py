@@ -62,6 +62,16 @@ class Settings(BaseSettings):
     feeder_chunk: int = 250
     # Open connections to the Anthropic API per process; above the thread count.
     http_max_connections: int = 2000
+    # Per-model RPM/ITPM/OTPM limits and 429 cooldowns shared by all workers through
+    # the broker's Redis (tierroute/ratelimit.py). Unset: on when the broker is Redis.
+    rate_limits: bool | None = None
+    # Seconds of refill a bucket may save up (at least one request's worth). 0 paces
+    # calls evenly, so no 60 s window exceeds a limit; 60 allows a minute's burst.
+    rate_limit_burst_s: float = 0.0
+    # JSON, by tier name or model: {"haiku": {"rpm": 50, "itpm": 50000, "otpm": 10000}}.
+    # Without an entry a model gets the tier table's limits, except against the
+    # simulator, which has no limits of its own to protect.
+    rate_limit_overrides: dict[str, dict[str, int]] = Field(default_factory=dict)
 
     @field_validator("confidence_threshold")
     @classmethod
@@ -77,6 +87,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("rate_limit_burst_s")
+    @classmethod
+    def _positive_burst(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError("must be >= 0")
         return value
 
     @field_validator("database_url")
@@ -117,6 +134,13 @@ class Settings(BaseSettings):
         if self.classifier not in KNOWN_CLASSIFIERS:
             raise ValueError(f"classifier {self.classifier!r} is not one of {KNOWN_CLASSIFIERS}")
         return self
+
+    @property
+    def rate_limits_enabled(self) -> bool:
+        """Shared rate limits are on when asked for, or by default with a Redis broker."""
+        if self.rate_limits is not None:
+            return self.rate_limits
+        return (self.broker_url or "").startswith(("redis://", "rediss://", "unix://"))
 
     @property
     def simulated(self) -> bool:

@@ -70,6 +70,19 @@ RELEASE_FOR_RETRY = """
      WHERE id = %(id)s AND status = 'running'
 """
 
+# The classifier was rate limited locally: drop the lease so the retry can claim again.
+RELEASE_CLASSIFY = """
+    UPDATE jobs SET lease_expires_at = NULL, updated_at = now()
+     WHERE id = %(id)s AND status = 'classifying' AND tier IS NULL
+"""
+
+# The call was rate limited locally, so the claim's attempt did not happen: undo it.
+UNCLAIM_COMPLETE = """
+    UPDATE jobs SET attempts = greatest(attempts - 1, 0), error = %(error)s,
+                    lease_expires_at = NULL, updated_at = now()
+     WHERE id = %(id)s AND status = 'running'
+"""
+
 INSERT_CALL = """
     INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,
                              cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
@@ -143,6 +156,16 @@ def finish(
 def release_for_retry(cur: Any, job_id: uuid.UUID, reason: str) -> None:
     """Note the failure and drop the lease so the retry message can claim the job."""
     cur.execute(RELEASE_FOR_RETRY, {"id": job_id, "error": reason})
+
+
+def release_classify(cur: Any, job_id: uuid.UUID) -> None:
+    """Drop the classify lease of a job whose classifier call must wait."""
+    cur.execute(RELEASE_CLASSIFY, {"id": job_id})
+
+
+def unclaim_complete(cur: Any, job_id: uuid.UUID, reason: str) -> None:
+    """Hand back a claimed job without counting the attempt: no call was made."""
+    cur.execute(UNCLAIM_COMPLETE, {"id": job_id, "error": reason})
 
 
 def insert_call(cur: Any, record: CallRecord, job_id: uuid.UUID | None) -> None:

@@ -15,12 +15,21 @@ from tierroute import jobstore
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction
-from tierroute.errors import PermanentProviderError, RetryableProviderError
+from tierroute.errors import PermanentProviderError, RateLimited, RetryableProviderError
+from tierroute.limited import limited_call
 from tierroute.models import JobStatus
-from tierroute.provider import build_completion_params, call_model
+from tierroute.provider import build_completion_params
 from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryLater:
+    """The call failed transiently or must wait for a rate limit; run the task after `delay_s`."""
+
+    delay_s: float
+    reason: str
 
 
 def decide(rt: Runtime, prompt: str, system: str | None, force_tier: str | None) -> RoutingDecision:
@@ -30,8 +39,12 @@ def decide(rt: Runtime, prompt: str, system: str | None, force_tier: str | None)
     return rt.classifier.classify(prompt, system)
 
 
-def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
-    """Route a queued job. Returns the tier whose queue should run it, or None to skip."""
+def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
+    """Route a queued job: the tier whose queue should run it, RetryLater, or None to skip.
+
+    RetryLater means the shared rate limiter held the classifier's call back; the
+    job keeps waiting for its classifier rather than being routed without one.
+    """
     lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
     # A claim lost in a crash is harmless (the message is redelivered and claims
     # again), so it does not wait for the WAL; the decision's commit does.
@@ -44,7 +57,12 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | None:
         with raw_transaction() as cur:
             jobstore.keep_route(cur, job_id)
         return str(routed_tier)
-    decision = decide(rt, prompt, system, force_tier)
+    try:
+        decision = decide(rt, prompt, system, force_tier)
+    except RateLimited as exc:
+        with raw_transaction(flush_wal=False) as cur:
+            jobstore.release_classify(cur, job_id)
+        return _wait_for_limit(rt, exc)
     with raw_transaction() as cur:
         if decision.call is not None:
             jobstore.insert_call(cur, decision.call, job_id)  # billed, whatever happens next
@@ -68,14 +86,6 @@ def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class RetryLater:
-    """The call failed transiently; run the task again after `delay_s`."""
-
-    delay_s: float
-    reason: str
-
-
 def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     """Answer a routed job on its tier. Returns RetryLater when the task should retry."""
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
@@ -88,9 +98,19 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     tier = rt.tiers.get(tier_name)
     params = build_completion_params(tier, prompt, system, max_tokens, thinking_override)
     try:
-        result = call_model(
-            rt.client, params, purpose="complete", tiers=rt.tiers, simulated=rt.settings.simulated
+        result = limited_call(
+            rt.limiter(),
+            rt.client,
+            params,
+            purpose="complete",
+            tiers=rt.tiers,
+            simulated=rt.settings.simulated,
         )
+    except RateLimited as exc:
+        # Not an attempt: no call was made, so waiting never moves a job towards dead.
+        with raw_transaction(flush_wal=False) as cur:
+            jobstore.unclaim_complete(cur, job_id, exc.detail)
+        return _wait_for_limit(rt, exc)
     except RetryableProviderError as exc:
         return _after_transient_failure(rt, job_id, attempts, exc)
     except PermanentProviderError as exc:
@@ -119,3 +139,10 @@ def _after_transient_failure(
     with raw_transaction() as cur:
         jobstore.release_for_retry(cur, job_id, reason)
     return RetryLater(delay_s=delay, reason=reason)
+
+
+def _wait_for_limit(rt: Runtime, exc: RateLimited) -> RetryLater:
+    # Capped like any retry, so no countdown outlasts the broker's visibility timeout;
+    # a longer wait simply asks the limiter again.
+    delay = min(exc.wait_s, rt.settings.retry_backoff_max_s)
+    return RetryLater(delay_s=delay, reason=f"{exc.detail}; retrying in {delay:.1f}s")

@@ -190,7 +190,9 @@ def provider_error(exc: anthropic.APIStatusError) -> ProviderError:
     detail = _error_message(exc)
     if exc.status_code in RETRYABLE_STATUSES:
         return RetryableProviderError(
-            f"HTTP {exc.status_code}: {detail}", retry_after_s=retry_after_seconds(exc.response)
+            f"HTTP {exc.status_code}: {detail}",
+            retry_after_s=retry_after_seconds(exc.response),
+            status_code=exc.status_code,
         )
     return PermanentProviderError(f"HTTP {exc.status_code}: {detail}")
 

@@ -12,6 +12,7 @@ from tierroute import db
 from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
 from tierroute.config import Settings, get_settings
 from tierroute.provider import make_client
+from tierroute.ratelimit import RateLimiter, SharedLimiter
 from tierroute.tiers import TierTable, default_tier_table
 
 
@@ -24,6 +25,17 @@ class Runtime:
     client: anthropic.Anthropic
     classifier: Classifier
     policy: RoutingPolicy
+    # The shared rate limiter; its Redis connection opens on first use.
+    limits: SharedLimiter
+
+    def limiter(self) -> RateLimiter | None:
+        """The shared rate limiter, or None when rate limits are off."""
+        return self.limits.get()
+
+    def close(self) -> None:
+        """Release this process's connections."""
+        self.client.close()
+        self.limits.close()
 
 
 _lock = threading.Lock()
@@ -42,12 +54,14 @@ def get_runtime(role: str = "worker") -> Runtime:
             tiers = default_tier_table()
             db.init_engine(settings)
             client = make_client(settings, client_name=f"{role}-{os.getpid()}")
+            limits = SharedLimiter(settings, tiers)
             _runtime = Runtime(
                 settings=settings,
                 tiers=tiers,
                 client=client,
-                classifier=build_classifier(settings, tiers, client),
+                classifier=build_classifier(settings, tiers, client, limiter=limits.get),
                 policy=build_policy(settings, tiers),
+                limits=limits,
             )
         return _runtime
 
@@ -57,6 +71,6 @@ def reset_runtime() -> None:
     global _runtime
     with _lock:
         if _runtime is not None:
-            _runtime.client.close()
+            _runtime.close()
         _runtime = None
         db.dispose_engine()

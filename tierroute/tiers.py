@@ -43,6 +43,11 @@ class Tier:
     thinking: ThinkingMode = ThinkingMode.NONE
     thinking_budget_tokens: int = 0
     effort: str | None = None
+    # Anthropic's per-minute limits for the model (requests, input and output
+    # tokens); 0 means unlimited. A deployment sets its own organisation's figures.
+    rpm: int = 0
+    itpm: int = 0
+    otpm: int = 0
 
     def __post_init__(self) -> None:
         if self.thinking is ThinkingMode.ADAPTIVE and not self.supports_adaptive_thinking:

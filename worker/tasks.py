@@ -6,7 +6,7 @@ import uuid
 
 from celery import Task
 
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.pipeline import RetryLater, classify_job, complete_job
 from tierroute.runtime import get_runtime
 from worker.celery_app import app
 
@@ -18,6 +18,8 @@ COMPLETE = "tierroute.complete"
 def classify(self: Task, job_id: str) -> None:
     """Route a job, then enqueue its completion on its tier's queue."""
     tier = classify_job(get_runtime(), uuid.UUID(job_id))
+    if isinstance(tier, RetryLater):  # the shared rate limiter held the classifier back
+        raise self.retry(countdown=tier.delay_s, max_retries=None)
     if tier is not None:
         complete.apply_async(args=[job_id], queue=tier)
 

@@ -8,6 +8,7 @@ from tierroute.classifiers.base import MANUAL_OVERRIDE, Classifier, RoutingDecis
 from tierroute.classifiers.llm import LlmClassifier
 from tierroute.config import Settings
 from tierroute.errors import ConfigurationError
+from tierroute.ratelimit import LimiterSource
 from tierroute.tiers import TierTable
 
 __all__ = [
@@ -27,7 +28,10 @@ def build_policy(settings: Settings, tiers: TierTable) -> RoutingPolicy:
 
 
 def build_classifier(
-    settings: Settings, tiers: TierTable, client: anthropic.Anthropic
+    settings: Settings,
+    tiers: TierTable,
+    client: anthropic.Anthropic,
+    limiter: LimiterSource | None = None,
 ) -> Classifier:
     """The classifier named by TIERROUTE_CLASSIFIER."""
     policy = build_policy(settings, tiers)
@@ -38,5 +42,6 @@ def build_classifier(
             policy,
             simulated=settings.simulated,
             timeout_s=settings.classify_timeout_s,
+            limiter=limiter,
         )
     raise ConfigurationError(f"unknown classifier {settings.classifier!r}")

@@ -9,7 +9,9 @@ import anthropic
 
 from tierroute.classifiers.base import RoutingDecision, RoutingPolicy
 from tierroute.errors import ProviderError
-from tierroute.provider import CallResult, call_model
+from tierroute.limited import limited_call
+from tierroute.provider import CallResult
+from tierroute.ratelimit import LimiterSource
 from tierroute.tiers import TierTable
 
 RUBRIC = """You route prompts to the cheapest Claude model that will answer them well.
@@ -68,18 +70,25 @@ class LlmClassifier:
         *,
         simulated: bool,
         timeout_s: float,
+        limiter: LimiterSource | None = None,
     ) -> None:
         self._client = client
         self._tiers = tiers
         self._policy = policy
         self._simulated = simulated
         self._timeout_s = timeout_s
+        self._limiter = limiter
 
     def classify(self, prompt: str, system: str | None = None) -> RoutingDecision:
-        """Route `prompt`; any failure routes to the default tier with the reason recorded."""
+        """Route `prompt`; any failure routes to the default tier with the reason recorded.
+
+        Raises RateLimited, without calling, when the shared limiter says wait: a
+        local limit is no reason to route without the classifier.
+        """
         params = build_classify_params(self._tiers.cheapest.model, prompt)
         try:
-            result = call_model(
+            result = limited_call(
+                self._limiter() if self._limiter is not None else None,
                 self._client,
                 params,
                 purpose="classify",
