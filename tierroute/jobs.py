@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from tierroute.errors import Conflict, NotFound
-from tierroute.models import Batch, Job, JobStatus, ModelCall, Rating
+from tierroute.models import Batch, CallPurpose, Job, JobStatus, ModelCall, Rating
 from tierroute.specs import JobSpec
 
 
@@ -177,8 +177,10 @@ def get_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None
 
 def job_view(job: Job) -> dict[str, Any]:
     """The public picture of a job: status, routing, answer, tokens and dollars."""
-    completions = [c for c in job.calls if c.purpose == "complete"]
-    classifier_cost = sum((c.cost_usd for c in job.calls if c.purpose == "classify"), Decimal(0))
+    completions = [c for c in job.calls if c.purpose == CallPurpose.COMPLETE]
+    classifier_cost = sum(
+        (c.cost_usd for c in job.calls if c.purpose == CallPurpose.CLASSIFY), Decimal(0)
+    )
     completion_cost = sum((c.cost_usd for c in completions), Decimal(0))
     cost = classifier_cost + completion_cost
     cost_if_opus = sum((c.cost_if_opus_usd for c in job.calls), Decimal(0))

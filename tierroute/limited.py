@@ -10,6 +10,7 @@ import redis
 
 from tierroute.cost import TokenCounts
 from tierroute.errors import ProviderError, RateLimited, RetryableProviderError
+from tierroute.models import CallPurpose
 from tierroute.provider import CallResult, call_model
 from tierroute.ratelimit import RateLimiter, estimate_input_tokens
 from tierroute.tiers import TierTable
@@ -24,7 +25,7 @@ def limited_call(
     client: anthropic.Anthropic,
     params: dict[str, Any],
     *,
-    purpose: str,
+    purpose: CallPurpose,
     tiers: TierTable,
     simulated: bool,
     timeout_s: float | None = None,

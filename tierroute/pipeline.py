@@ -17,7 +17,7 @@ from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction
 from tierroute.errors import PermanentProviderError, RateLimited, RetryableProviderError
 from tierroute.limited import limited_call
-from tierroute.models import JobStatus
+from tierroute.models import CallPurpose, JobStatus
 from tierroute.provider import build_completion_params
 from tierroute.runtime import Runtime
 
@@ -102,7 +102,7 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
             rt.limiter(),
             rt.client,
             params,
-            purpose="complete",
+            purpose=CallPurpose.COMPLETE,
             tiers=rt.tiers,
             simulated=rt.settings.simulated,
         )

@@ -19,6 +19,7 @@ from tierroute.errors import (
     ProviderError,
     RetryableProviderError,
 )
+from tierroute.models import CallPurpose
 from tierroute.tiers import ThinkingMode, Tier, TierTable
 
 SIMULATOR_API_KEY = "sk-ant-simulated"
@@ -146,7 +147,7 @@ def call_model(
     client: anthropic.Anthropic,
     params: dict[str, Any],
     *,
-    purpose: str,
+    purpose: CallPurpose,
     tiers: TierTable,
     simulated: bool,
     timeout_s: float | None = None,
@@ -169,7 +170,7 @@ def call_model(
     tokens = TokenCounts.from_usage(message.usage)
     cost = cost_usd(tokens, tier)
     # The all-Opus baseline answers the same prompt but never pays for routing.
-    if_opus = cost_usd(tokens, tiers.top) if purpose == "complete" else Decimal(0)
+    if_opus = cost_usd(tokens, tiers.top) if purpose == CallPurpose.COMPLETE else Decimal(0)
     record = CallRecord(
         purpose=purpose,
         model=message.model or tier.model,

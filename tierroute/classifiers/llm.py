@@ -10,6 +10,7 @@ import anthropic
 from tierroute.classifiers.base import RoutingDecision, RoutingPolicy
 from tierroute.errors import ProviderError
 from tierroute.limited import limited_call
+from tierroute.models import CallPurpose
 from tierroute.provider import CallResult
 from tierroute.ratelimit import LimiterSource
 from tierroute.tiers import TierTable
@@ -91,7 +92,7 @@ class LlmClassifier:
                 self._limiter() if self._limiter is not None else None,
                 self._client,
                 params,
-                purpose="classify",
+                purpose=CallPurpose.CLASSIFY,
                 tiers=self._tiers,
                 simulated=self._simulated,
                 timeout_s=self._timeout_s,
