@@ -86,6 +86,8 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = _utc_now_column()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The most this key may spend per UTC day; None leaves only the global budget.
+    daily_budget_usd: Mapped[Decimal | None] = mapped_column(USD)
 
 
 class Batch(Base):
@@ -167,8 +169,12 @@ class RoutingDecision(Base):
     score: Mapped[float | None] = mapped_column(Float)
     reasoning: Mapped[str] = mapped_column(Text)
     classifier: Mapped[str] = mapped_column(String(40))
+    classifier_version: Mapped[str | None] = mapped_column(String(60))
     cost_ratio: Mapped[float] = mapped_column(Float)
     fallback_reason: Mapped[str | None] = mapped_column(Text)
+    # What the daily budget check did: 'downgraded', 'rejected', or None when it fit.
+    budget_action: Mapped[str | None] = mapped_column(String(20))
+    budget_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _utc_now_column()
 
     job: Mapped[Job] = relationship(back_populates="routing")
