@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -277,15 +278,45 @@ def keys() -> None:
 
 @keys.command("create")
 @click.argument("name")
+@click.option(
+    "--daily-budget",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Most this key may spend per UTC day, in USD.",
+)
 @friendly_errors
-def keys_create(name: str) -> None:
+def keys_create(name: str, daily_budget: float | None) -> None:
     """Create an API key; the secret is printed once and stored hashed."""
     from tierroute.config import get_settings
     from tierroute.db import init_engine, session_scope
     from tierroute.keys import create_api_key
 
     init_engine(get_settings())
+    budget = None if daily_budget is None else Decimal(str(daily_budget))
     with session_scope() as session:
-        key, raw = create_api_key(session, name)
+        key, raw = create_api_key(session, name, daily_budget_usd=budget)
     click.echo(f"created key {key.prefix}… for {name!r}; store it now, it is not shown again:")
     click.echo(raw)
+
+
+@keys.command("budget")
+@click.argument("name")
+@click.argument("usd", required=False, type=click.FloatRange(min=0, min_open=True))
+@click.option("--clear", is_flag=True, help="Remove the key's own budget.")
+@friendly_errors
+def keys_budget(name: str, usd: float | None, clear: bool) -> None:
+    """Set the daily USD budget of the keys named NAME (or --clear it)."""
+    from tierroute.config import get_settings
+    from tierroute.db import init_engine, session_scope
+    from tierroute.keys import set_daily_budget
+
+    if (usd is None) == (not clear):
+        raise click.UsageError("give a budget in USD, or --clear")
+    init_engine(get_settings())
+    budget = None if clear or usd is None else Decimal(str(usd))
+    with session_scope() as session:
+        changed = set_daily_budget(session, name, budget)
+    if changed == 0:
+        raise click.ClickException(f"no active key named {name!r}")
+    shown = "no budget of its own" if budget is None else f"a daily budget of ${budget}"
+    click.echo(f"{changed} key(s) named {name!r} now have {shown}")

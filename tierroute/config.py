@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tierroute.budgets import BudgetPolicy
 from tierroute.errors import ConfigurationError
 
 
@@ -72,6 +73,11 @@ class Settings(BaseSettings):
     # Without an entry a model gets the tier table's limits, except against the
     # simulator, which has no limits of its own to protect.
     rate_limit_overrides: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # The most all keys together may spend per UTC day (None: no global limit); a key's
+    # own limit is api_keys.daily_budget_usd. A job that would exceed one is rejected,
+    # or with policy "downgrade" moved to the dearest cheaper tier that fits.
+    daily_budget_usd: float | None = Field(default=None, gt=0)
+    budget_policy: BudgetPolicy = BudgetPolicy.REJECT
 
     @field_validator("confidence_threshold")
     @classmethod

@@ -7,12 +7,21 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from tierroute.budgets import BudgetAction
 from tierroute.errors import Conflict, NotFound
-from tierroute.models import Batch, CallPurpose, Job, JobStatus, ModelCall, Rating
+from tierroute.models import (
+    Batch,
+    CallPurpose,
+    Job,
+    JobStatus,
+    ModelCall,
+    Rating,
+    RoutingDecision,
+)
 from tierroute.specs import JobSpec
 
 
@@ -137,7 +146,24 @@ def _redrive(session: Session, *conditions: Any) -> list[uuid.UUID]:
         )
         .returning(Job.id)
     ).all()
-    return [row.id for row in rows]
+    ids = [row.id for row in rows]
+    _forget_budget_rejections(session, ids)
+    return ids
+
+
+def _forget_budget_rejections(session: Session, job_ids: list[uuid.UUID]) -> None:
+    # A job the budget rejected is routed afresh, so today's budget is checked again.
+    rejected = (
+        select(RoutingDecision.job_id)
+        .where(RoutingDecision.job_id.in_(job_ids))
+        .where(RoutingDecision.budget_action == BudgetAction.REJECTED)
+    )
+    session.execute(update(Job).where(Job.id.in_(rejected)).values(tier=None, classified_at=None))
+    session.execute(
+        delete(RoutingDecision)
+        .where(RoutingDecision.job_id.in_(job_ids))
+        .where(RoutingDecision.budget_action == BudgetAction.REJECTED)
+    )
 
 
 def retry_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> None:
@@ -203,6 +229,8 @@ def job_view(job: Job) -> dict[str, Any]:
             "classifier": routing.classifier,
             "cost_ratio": routing.cost_ratio,
             "fallback_reason": routing.fallback_reason,
+            "budget_action": routing.budget_action,
+            "budget_reason": routing.budget_reason,
         },
         "result": job.result_text,
         "stop_reason": last.stop_reason if last else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from decimal import Decimal
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,10 +21,14 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_api_key(session: Session, name: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session, name: str, daily_budget_usd: Decimal | None = None
+) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the raw secret, which is never stored."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
-    key = ApiKey(name=name, prefix=raw[:12], key_hash=hash_key(raw))
+    key = ApiKey(
+        name=name, prefix=raw[:12], key_hash=hash_key(raw), daily_budget_usd=daily_budget_usd
+    )
     session.add(key)
     session.flush()
     return key, raw
@@ -34,6 +39,17 @@ def active_key_id(session: Session, key_hash: str) -> uuid.UUID | None:
     return session.scalars(
         select(ApiKey.id).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
     ).first()
+
+
+def set_daily_budget(session: Session, name: str, daily_budget_usd: Decimal | None) -> int:
+    """Set (or with None, remove) the daily budget of the active keys named `name`."""
+    rows = session.execute(
+        update(ApiKey)
+        .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        .values(daily_budget_usd=daily_budget_usd)
+        .returning(ApiKey.id)
+    ).all()
+    return len(rows)
 
 
 def revoke_api_key(session: Session, key_id: uuid.UUID) -> bool:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tierroute import jobstore
+from tierroute import budgets, jobstore
+from tierroute.budgets import BudgetAction
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction
@@ -66,8 +67,20 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
     with raw_transaction() as cur:
         if decision.call is not None:
             jobstore.insert_call(cur, decision.call, job_id)  # billed, whatever happens next
+        verdict = rt.budgets.check(cur, job_id, decision.tier, prompt, system)
+        if verdict.tier is not None and verdict.tier != decision.tier:
+            downgraded = rt.tiers.get(verdict.tier)
+            decision = replace(
+                decision, tier=downgraded.name, cost_ratio=rt.tiers.cost_ratio(downgraded)
+            )
         if not jobstore.record_decision(cur, job_id, decision):
             log.info("classify: job %s was cancelled or routed meanwhile", job_id)
+            return None
+        if verdict.action is not None:
+            budgets.record(cur, job_id, verdict)
+            log.info("classify: job %s %s by budget: %s", job_id, verdict.action, verdict.reason)
+        if verdict.action is BudgetAction.REJECTED:
+            budgets.reject(cur, job_id, verdict)
             return None
     log.debug("job %s routed to %s (%s)", job_id, decision.tier, decision.classifier)
     return decision.tier

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import anthropic
 
 from tierroute import db
+from tierroute.budgets import BudgetGuard
 from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
 from tierroute.config import Settings, get_settings
 from tierroute.provider import make_client
@@ -27,6 +28,7 @@ class Runtime:
     policy: RoutingPolicy
     # The shared rate limiter; its Redis connection opens on first use.
     limits: SharedLimiter
+    budgets: BudgetGuard
 
     def limiter(self) -> RateLimiter | None:
         """The shared rate limiter, or None when rate limits are off."""
@@ -62,6 +64,7 @@ def get_runtime(role: str = "worker") -> Runtime:
                 classifier=build_classifier(settings, tiers, client, limiter=limits.get),
                 policy=build_policy(settings, tiers),
                 limits=limits,
+                budgets=BudgetGuard(tiers, settings.daily_budget_usd, settings.budget_policy),
             )
         return _runtime
 
