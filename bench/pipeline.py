@@ -11,6 +11,9 @@ from bench.floor import run_floor
 from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
 from bench.report import Result
 
+# A local classifier makes no call, so only these owe one billed classify call per job.
+CLASSIFIERS_THAT_CALL_A_MODEL = ("llm",)
+
 
 def pipeline_details(run: PipelineRun) -> dict[str, object]:
     """What a reader needs to trust a pipeline figure: counts, timing, simulator stats."""
@@ -20,6 +23,7 @@ def pipeline_details(run: PipelineRun) -> dict[str, object]:
         "seconds": round(run.seconds, 3),
         "complete": run.complete,
         "timing": run.timing,
+        "cpu_ms_per_job": run.cpu_ms_per_job,
         "counts": run.counts,
         "model_calls_by_purpose": run.calls,
         "classifier_fallbacks": run.fallbacks,
@@ -29,11 +33,14 @@ def pipeline_details(run: PipelineRun) -> dict[str, object]:
 
 def outcome_figures(run: PipelineRun) -> dict[str, float]:
     """Jobs that failed, and model calls that never happened: both make a run look faster."""
-    return {
+    figures = {
         "jobs_failed": run.counts.get("failed", 0),
-        "classify_calls_missing": max(0, run.finished - run.calls.get("classify", 0)),
         "complete_calls_missing": max(0, run.finished - run.calls.get("complete", 0)),
+        "cpu_ms_per_job": run.cpu_ms_per_job.get("total", 0.0),
     }
+    if run.options.get("classifier") in CLASSIFIERS_THAT_CALL_A_MODEL:
+        figures["classify_calls_missing"] = max(0, run.finished - run.calls.get("classify", 0))
+    return figures
 
 
 def outcome_notes(run: PipelineRun) -> list[str]:
@@ -45,7 +52,7 @@ def outcome_notes(run: PipelineRun) -> list[str]:
         notes.append(f"{run.counts['failed']} jobs failed")
     missing = outcome_figures(run)
     for purpose in ("classify", "complete"):
-        if missing[f"{purpose}_calls_missing"]:
+        if missing.get(f"{purpose}_calls_missing"):
             notes.append(
                 f"{missing[f'{purpose}_calls_missing']:.0f} jobs have no billed {purpose} call "
                 f"(fallback reasons: {run.fallbacks})"

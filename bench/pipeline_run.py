@@ -11,6 +11,7 @@ import httpx
 import redis
 
 from bench.backing import Backing
+from bench.cpu import CpuMeter
 from bench.sampler import Sampler
 from bench.workload import (
     auth,
@@ -45,6 +46,8 @@ class PipelineRun:
     fallbacks: dict[str, int]
     options: dict[str, Any] = field(default_factory=dict)
     timing: str = "sql"
+    # CPU milliseconds per job by process (and Postgres, Redis), during the timed batch.
+    cpu_ms_per_job: dict[str, float] = field(default_factory=dict)
 
 
 def stack_options(
@@ -81,9 +84,10 @@ def run_pipeline(
         "classify_queue_depth_max": lambda: float(queues.llen("classify")),
         "tier_queue_depth_max": lambda: float(sum(queues.llen(q) for q in TIER_QUEUES)),
     }
+    settings = backing.settings()
     try:
         with (
-            run_stack(backing.settings(), options) as stack,
+            run_stack(settings, options) as stack,
             httpx.Client(base_url=stack.api_url, timeout=600, headers=auth(stack.api_key)) as api,
             Sampler.for_children(stack.children, gauges) as sampler,
         ):
@@ -96,12 +100,15 @@ def run_pipeline(
                 wait_for_batch(api, warm.batch_id, timeout_s)
             sim_reset(stack.simulator_url)
             body = ndjson_body(jobs, "bench")
+            cpu = CpuMeter(stack.children)
+            cpu.start()
             started = time.time()
             submitted = submit_batch(api, body)
             if submitted.batch_id is None:
                 raise RuntimeError(f"batch refused: {submitted.status} {submitted.detail}")
             view = wait_for_batch(api, submitted.batch_id, timeout_s)
             polled_end = time.time()
+            cpu_ms_per_job = cpu.ms_per_job(jobs)
             stats = sim_stats(stack.simulator_url)
         _, last_finished = batch_span(backing.psycopg_url, submitted.batch_id)
         calls, fallbacks = routing_outcomes(backing.psycopg_url, submitted.batch_id)
@@ -128,6 +135,8 @@ def run_pipeline(
             "tier_concurrency": options.tier_concurrency,
             "simulator_env": options.simulator_env,
             "warmup_jobs": warmup,
+            "classifier": settings.classifier,
         },
         timing=timing,
+        cpu_ms_per_job=cpu_ms_per_job,
     )

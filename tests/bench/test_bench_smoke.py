@@ -58,3 +58,14 @@ def test_ratios_are_reported(smoke_results: Path) -> None:
         "submit_speedup_vs_naive",
     ):
         assert figures[ratio] > 0
+
+
+@pytest.mark.parametrize("name", ["pipeline", "latency"])
+def test_cpu_per_job_is_split_by_process(smoke_results: Path, name: str) -> None:
+    data = json.loads((smoke_results / f"{name}.json").read_text())
+    split = data["details"]["pipeline"]["cpu_ms_per_job"]
+    # Every stack process, and the servers outside it, spent CPU on the batch.
+    for process in ("api", "worker-classify", "worker-tiers", "simulator", "postgres"):
+        assert split[process] > 0, process
+    assert data["figures"]["cpu_ms_per_job"] == pytest.approx(split["total"], rel=0.01)
+    assert split["total"] >= sum(v for k, v in split.items() if k != "total") - 0.01
