@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from tierroute.config import Settings
 from tierroute.errors import ConfigurationError
 
+# What a broken connection raises on the hot path's raw psycopg cursors.
+DISCONNECTS = (psycopg.OperationalError, psycopg.InterfaceError)
+
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
-    """An engine with pre-ping, so a restarted Postgres costs one retry, not a crash."""
+def make_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> Engine:
+    """A pooled engine; with pre-ping, a restarted Postgres costs no failed request.
+
+    Pre-ping is a round trip per checkout. The workers' hot path does without it
+    (`raw_transaction` drops the pool's connections on the first broken one, and the
+    task retries), since it checks out a connection several times per job.
+    """
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 
 
-def init_engine(settings: Settings) -> Engine:
+def init_engine(settings: Settings, *, pre_ping: bool = True) -> Engine:
     """Create this process's engine; call from a lifecycle hook, not at import."""
     global _engine, _session_factory
     if settings.database_url is None:
@@ -37,7 +47,7 @@ def init_engine(settings: Settings) -> Engine:
         )
     if _engine is not None:
         _engine.dispose()
-    _engine = make_engine(settings.database_url, settings.db_pool_size)
+    _engine = make_engine(settings.database_url, settings.db_pool_size, pre_ping=pre_ping)
     _session_factory = sessionmaker(_engine, expire_on_commit=False)
     return _engine
 
@@ -84,16 +94,27 @@ def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
     for a step whose loss in a Postgres crash is harmless and that a later durable
     commit follows: that commit flushes the WAL up to itself, earlier ones included.
     """
-    connection = get_engine().raw_connection()
+    engine = get_engine()
+    connection = engine.raw_connection()
     cursor = connection.cursor()
     try:
         if not flush_wal:
             cursor.execute("SET LOCAL synchronous_commit = off")
         yield cursor
         connection.commit()
-    except BaseException:
-        connection.rollback()
+    except BaseException as exc:
+        broken = isinstance(exc, DISCONNECTS) and getattr(
+            connection.dbapi_connection, "broken", False
+        )
+        with contextlib.suppress(*DISCONNECTS):
+            connection.rollback()
+        if broken:
+            # The server went away (a restart, a failover): its other connections in
+            # the pool are gone too, so all of them are replaced on their next
+            # checkout, as SQLAlchemy does when its own statements meet a disconnect.
+            engine.pool._invalidate(connection, exc)
         raise
     finally:
-        cursor.close()
+        with contextlib.suppress(*DISCONNECTS):
+            cursor.close()
         connection.close()

@@ -54,7 +54,10 @@ def get_runtime(role: str = "worker") -> Runtime:
         if _runtime is None:
             settings = get_settings()
             tiers = default_tier_table()
-            db.init_engine(settings)
+            # The API keeps pre-ping (a request should not fail on a connection a
+            # Postgres restart broke); workers retry a task instead, and save a round
+            # trip on each of a job's transactions.
+            db.init_engine(settings, pre_ping=role == "api")
             client = make_client(settings, client_name=f"{role}-{os.getpid()}")
             limits = SharedLimiter(settings, tiers)
             _runtime = Runtime(
