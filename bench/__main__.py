@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--naive-prompts", type=int, help="prompts through the naive path")
     p.add_argument("--api-rate", type=int, help="requests per second (api)")
     p.add_argument("--api-seconds", type=int, help="seconds of load (api)")
+    p.add_argument("--classifier-prompts", type=int, help="prompts per classifier (classifiers)")
     p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="Postgres to create a DB on")
     p.add_argument("--redis-url", help="Redis database to use (default: an empty one on :6379)")
     return p  # fmt: skip
@@ -56,6 +57,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         "naive_prompts": args.naive_prompts,
         "api_rate": args.api_rate,
         "api_seconds": args.api_seconds,
+        "classifier_prompts": args.classifier_prompts,
     }
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -32,6 +32,8 @@ class BenchConfig:
     # (d) API latency at a fixed rate.
     api_rate: int = 200
     api_seconds: int = 30
+    # (f) classifiers: prompts each classifier decides (local, hybrid, llm).
+    classifier_prompts: int = 2000
     # Give up waiting for a batch after this long (partial results are still written).
     timeout_s: float = 900.0
 
@@ -51,6 +53,7 @@ class BenchConfig:
             submit_prompts=1_000,
             naive_prompts=100,
             api_seconds=2,
+            classifier_prompts=60,
             timeout_s=120.0,
         )
         return replace(small, **changes)

@@ -22,6 +22,14 @@ from tierroute.specs import JobSpec
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _llm_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests are about the Haiku classifier's call (billing, faults, limits,
+    # logs); the default classifier is the local one, which makes no call.
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "llm")
+
+
 LESSON_EXAMPLES = {
     "haiku": 'Format this JSON: {"name":"John","age":30}',
     "sonnet": "Write a Python function to merge two sorted lists into one sorted list",

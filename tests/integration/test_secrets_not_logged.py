@@ -17,6 +17,14 @@ from tierroute.specs import JobSpec
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def _llm_classifier(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests are about the Haiku classifier's call (billing, faults, limits,
+    # logs); the default classifier is the local one, which makes no call.
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "llm")
+
+
 SECRET = "sk-ant-api03-" + uuid.uuid4().hex  # the simulator accepts any key
 
 

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import anthropic
 
-from tierroute.classifiers.base import MANUAL_OVERRIDE, Classifier, RoutingDecision, RoutingPolicy
+from tierroute.classifiers.base import (
+    MANUAL_OVERRIDE,
+    Classifier,
+    RoutingDecision,
+    RoutingPolicy,
+    ScoreThresholds,
+)
+from tierroute.classifiers.hybrid import HybridClassifier
 from tierroute.classifiers.llm import LlmClassifier
+from tierroute.classifiers.local import LocalClassifier
 from tierroute.config import Settings
 from tierroute.errors import ConfigurationError
 from tierroute.ratelimit import LimiterSource
@@ -14,10 +22,14 @@ from tierroute.tiers import TierTable
 __all__ = [
     "MANUAL_OVERRIDE",
     "Classifier",
+    "HybridClassifier",
     "LlmClassifier",
+    "LocalClassifier",
     "RoutingDecision",
     "RoutingPolicy",
+    "ScoreThresholds",
     "build_classifier",
+    "build_local",
     "build_policy",
 ]
 
@@ -35,13 +47,32 @@ def build_classifier(
 ) -> Classifier:
     """The classifier named by TIERROUTE_CLASSIFIER."""
     policy = build_policy(settings, tiers)
+    if settings.classifier == "local":
+        return build_local(settings, tiers)
+    llm = LlmClassifier(
+        client,
+        tiers,
+        policy,
+        simulated=settings.simulated,
+        timeout_s=settings.classify_timeout_s,
+        limiter=limiter,
+    )
     if settings.classifier == "llm":
-        return LlmClassifier(
-            client,
-            tiers,
-            policy,
-            simulated=settings.simulated,
-            timeout_s=settings.classify_timeout_s,
-            limiter=limiter,
+        return llm
+    if settings.classifier == "hybrid":
+        return HybridClassifier(
+            build_local(settings, tiers), llm, policy, settings.hybrid_confidence
         )
     raise ConfigurationError(f"unknown classifier {settings.classifier!r}")
+
+
+def build_local(settings: Settings, tiers: TierTable) -> LocalClassifier:
+    """The local classifier: the promoted trained version, else the packaged artifact."""
+    from tierroute.routing.store import load_current, resolve_thresholds
+
+    model, _ = load_current(settings.router_path)
+    try:
+        thresholds = resolve_thresholds(settings, model)
+    except ValueError as exc:
+        raise ConfigurationError(f"router thresholds: {exc}") from exc
+    return LocalClassifier(model, tiers, build_policy(settings, tiers), thresholds)

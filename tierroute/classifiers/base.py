@@ -25,14 +25,49 @@ class RoutingDecision:
     fallback_reason: str | None = None
     # The classifier's own billed call, if it made one; it counts in every total.
     call: CallRecord | None = None
+    # Which trained artifact (or prompt revision) of the classifier decided.
+    version: str | None = None
 
 
 class Classifier(Protocol):
-    """Anything that proposes a tier for a prompt. It must never raise for a bad answer."""
+    """Anything that proposes a tier for a prompt. It must never raise for a bad answer.
+
+    Every decision carries the tier and its confidence, a score in [0, 1] (higher: the
+    prompt needs a stronger tier), the reasoning, the classifier's own cost (`call`,
+    None when it is free) and the classifier's version.
+    """
 
     name: str
+    # True when classify() never waits on the network (no model call): the pipeline
+    # then routes a job inside the transaction that claims it.
+    in_process: bool
 
     def classify(self, prompt: str, system: str | None = None) -> RoutingDecision: ...
+
+
+@dataclass(frozen=True)
+class ScoreThresholds:
+    """Map a score in [0, 1] to a tier: below `haiku_max` the cheapest, from `opus_min` the top."""
+
+    haiku_max: float
+    opus_min: float
+    # Where the values came from (settings, a calibration file, the model artifact).
+    source: str = "default"
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.haiku_max <= self.opus_min <= 1.0:
+            raise ValueError(
+                f"thresholds must satisfy 0 <= haiku_max ({self.haiku_max}) <= "
+                f"opus_min ({self.opus_min}) <= 1"
+            )
+
+    def rank(self, score: float) -> int:
+        """The tier rank (1 cheapest .. 3 dearest) a score maps to."""
+        if score < self.haiku_max:
+            return 1
+        if score >= self.opus_min:
+            return 3
+        return 2
 
 
 @dataclass(frozen=True)
@@ -70,7 +105,11 @@ class RoutingPolicy:
         )
 
     def fallback(
-        self, classifier: str, reason: str, call: CallRecord | None = None
+        self,
+        classifier: str,
+        reason: str,
+        call: CallRecord | None = None,
+        version: str | None = None,
     ) -> RoutingDecision:
         """The classifier failed (timeout, refusal, error): route to the default tier."""
         default = self.tiers.get(self.default_tier)
@@ -82,4 +121,5 @@ class RoutingPolicy:
             cost_ratio=self.tiers.cost_ratio(default),
             fallback_reason=reason,
             call=call,
+            version=version,
         )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import anthropic
 
+from tierroute.caching import cached_system
 from tierroute.classifiers.base import RoutingDecision, RoutingPolicy
 from tierroute.errors import ProviderError
 from tierroute.limited import limited_call
@@ -40,19 +42,33 @@ DECISION_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# The prompt's revision: a changed rubric or schema is a new classifier version.
+RUBRIC_VERSION = (
+    "rubric-"
+    + hashlib.sha256((RUBRIC + json.dumps(DECISION_SCHEMA, sort_keys=True)).encode()).hexdigest()[
+        :8
+    ]
+)
+# The llm answers a tier, not a score: each tier reports the middle of its third of [0, 1].
+TIER_SCORES = {1: 1 / 6, 2: 1 / 2, 3: 5 / 6}
+
 CLASSIFY_MAX_TOKENS = 256
 # Long prompts are cut for classification: the first few thousand characters show
 # the kind of task, and the classifier is billed per input token.
 CLASSIFY_PROMPT_CHARS = 8000
 
 
-def build_classify_params(model: str, prompt: str) -> dict[str, Any]:
-    """The `messages.create` arguments for one classification."""
+def build_classify_params(model: str, prompt: str, min_cache_tokens: int = 0) -> dict[str, Any]:
+    """The `messages.create` arguments for one classification.
+
+    The rubric gets a cache breakpoint once it reaches `min_cache_tokens` (the model's
+    minimum cacheable length; 0: never), as every classification repeats it.
+    """
     excerpt = prompt[:CLASSIFY_PROMPT_CHARS]
     return {
         "model": model,
         "max_tokens": CLASSIFY_MAX_TOKENS,
-        "system": RUBRIC,
+        "system": cached_system(RUBRIC, min_cache_tokens),
         "messages": [{"role": "user", "content": f"<prompt>\n{excerpt}\n</prompt>"}],
         "output_config": {"format": {"type": "json_schema", "schema": DECISION_SCHEMA}},
     }
@@ -62,6 +78,7 @@ class LlmClassifier:
     """Asks the cheapest tier's model which tier a prompt needs."""
 
     name = "llm"
+    in_process = False
 
     def __init__(
         self,
@@ -86,7 +103,8 @@ class LlmClassifier:
         Raises RateLimited, without calling, when the shared limiter says wait: a
         local limit is no reason to route without the classifier.
         """
-        params = build_classify_params(self._tiers.cheapest.model, prompt)
+        cheapest = self._tiers.cheapest
+        params = build_classify_params(cheapest.model, prompt, cheapest.min_cache_tokens)
         try:
             result = limited_call(
                 self._limiter() if self._limiter is not None else None,
@@ -98,13 +116,15 @@ class LlmClassifier:
                 timeout_s=self._timeout_s,
             )
         except ProviderError as exc:
-            return self._policy.fallback(self.name, f"classifier call failed: {exc.detail}")
+            return self._policy.fallback(
+                self.name, f"classifier call failed: {exc.detail}", version=RUBRIC_VERSION
+            )
         return self._decide(result)
 
     def _decide(self, result: CallResult) -> RoutingDecision:
         call = result.record
         if result.message.stop_reason == "refusal":
-            return self._policy.fallback(self.name, "classifier refused", call)
+            return self._policy.fallback(self.name, "classifier refused", call, RUBRIC_VERSION)
         try:
             answer = json.loads(result.text)
             rank = int(answer["tier"])
@@ -113,9 +133,11 @@ class LlmClassifier:
         except (ValueError, KeyError, TypeError) as exc:
             snippet = result.text[:120]
             reason = f"unparseable classifier output ({exc}): {snippet!r}"
-            return self._policy.fallback(self.name, reason, call)
+            return self._policy.fallback(self.name, reason, call, RUBRIC_VERSION)
         if not 1 <= rank <= len(self._tiers.tiers):
-            return self._policy.fallback(self.name, f"classifier chose tier {rank}", call)
+            return self._policy.fallback(
+                self.name, f"classifier chose tier {rank}", call, RUBRIC_VERSION
+            )
         tier = self._tiers.by_rank(rank)
         proposal = RoutingDecision(
             tier=tier.name,
@@ -124,6 +146,8 @@ class LlmClassifier:
             reasoning=reasoning or "(no reasoning given)",
             classifier=self.name,
             cost_ratio=self._tiers.cost_ratio(tier),
+            score=round(TIER_SCORES.get(rank, rank / (rank + 1)), 6),
             call=call,
+            version=RUBRIC_VERSION,
         )
         return self._policy.accept(proposal)

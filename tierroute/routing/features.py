@@ -1,0 +1,113 @@
+"""Text features of the local router: hashed word n-grams plus a few hand-made cues.
+
+Pure Python and stdlib hashing (CRC-32), so a prompt is featurised in well under a
+millisecond with no model download. The same code builds the training matrix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import zlib
+
+# Lower-cased words and numbers, plus each punctuation mark as its own token.
+TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+# Only the start of a long prompt is hashed: it shows the kind of task, and the
+# length cues below still see the whole text.
+MAX_HASHED_CHARS = 4000
+N_BUCKETS = 2**18
+
+_OPTION = re.compile(r"^\s*\(?[A-D][.)]\s", re.MULTILINE)
+_MATH = re.compile(r"[=+*/^<>√∑∫≤≥±∞π]|\\frac|\\sqrt|\$")
+_CODE = re.compile(r"```|\bdef |\breturn\b|;\s*$|[{}]|=>|\bfunction\b|\bSELECT\b", re.MULTILINE)
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+
+_CUES = (
+    "log_chars",
+    "log_words",
+    "log_stem_chars",
+    "log_option_chars",
+    "digit_share",
+    "math_share",
+    "log_lines",
+    "has_options",
+    "question_mark",
+    "mean_word_len",
+    "log_code_marks",
+    "log_list_items",
+    "log_sentences",
+    "log_commas",
+)
+# Exam-style questions get their own copy of every cue (and an intercept), as with
+# the n-grams: the same length means different things in the two kinds of prompt.
+DENSE_NAMES = (
+    *(f"open:{name}" for name in _CUES),
+    *(f"exam:{name}" for name in _CUES),
+    "exam",
+)
+
+
+def tokens(text: str) -> list[str]:
+    """The tokens hashed for a prompt."""
+    return TOKEN.findall(text[:MAX_HASHED_CHARS].lower())
+
+
+def is_multiple_choice(text: str) -> bool:
+    """True for an exam-style question with lettered answer options (A. … B. …)."""
+    return len(_OPTION.findall(text)) >= 2
+
+
+def hashed_counts(text: str, n_buckets: int = N_BUCKETS) -> dict[int, int]:
+    """Bucket -> count of the prompt's unigrams and bigrams.
+
+    A multiple-choice prompt hashes its n-grams under a prefix: exam questions get
+    weights of their own, learnt from exam data (what a weak model gets wrong), so that
+    knowledge-question difficulty and task-type cues never share one weight per word.
+    """
+    toks = tokens(text)
+    grams = toks + [f"{a} {b}" for a, b in itertools.pairwise(toks)]
+    if is_multiple_choice(text):
+        grams = [f"\x01{g}" for g in grams]
+    counts: dict[int, int] = {}
+    crc = zlib.crc32
+    for gram in grams:
+        h = crc(gram.encode()) % n_buckets
+        counts[h] = counts.get(h, 0) + 1
+    return counts
+
+
+def dense_features(text: str) -> list[float]:
+    """Length, structure, math and code cues, in the order of DENSE_NAMES."""
+    cues = _cue_values(text)
+    zeros = [0.0] * len(cues)
+    if is_multiple_choice(text):
+        return [*zeros, *cues, 1.0]
+    return [*cues, *zeros, 0.0]
+
+
+def _cue_values(text: str) -> list[float]:
+    n = len(text)
+    words = text.split()
+    first_option = _OPTION.search(text)
+    options = _OPTION.findall(text)
+    stem = text[: first_option.start()] if first_option else text
+    option_chars = (n - len(stem)) / len(options) if options else 0.0
+    digits = sum(ch.isdigit() for ch in text)
+    return [
+        math.log1p(n),
+        math.log1p(len(words)),
+        math.log1p(len(stem)),
+        math.log1p(option_chars),
+        digits / max(1, n),
+        len(_MATH.findall(text)) / max(1, len(words)),
+        math.log1p(text.count("\n")),
+        1.0 if len(options) >= 2 else 0.0,
+        1.0 if "?" in stem else 0.0,
+        (sum(len(w) for w in words) / len(words)) if words else 0.0,
+        math.log1p(len(_CODE.findall(text))),
+        math.log1p(len(_LIST_ITEM.findall(text))),
+        math.log1p(len(_SENTENCE_END.findall(text))),
+        math.log1p(text.count(",")),
+    ]
