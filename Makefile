@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit prism up bench clean
+.PHONY: demo test lint typecheck unit prism browser up bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tierroute needs Python 3.11+"'
@@ -24,6 +24,10 @@ up: $(STAMP)
 prism:
 	bash scripts/install-prism.sh
 
+# Debian's Chromium for the dashboard's browser test; a no-op when it is there.
+browser:
+	bash scripts/install-chromium.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -32,8 +36,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # Unit tests, then integration (real Postgres + Redis), e2e (real API and
-# Celery worker processes, Flower) and the Prism contract test.
-test: $(STAMP) prism lint typecheck
+# Celery worker processes, Flower), the Prism contract test and the dashboard in Chromium.
+test: $(STAMP) prism browser lint typecheck
 	$(BIN)/pytest -ra
 
 unit: $(STAMP)

@@ -13,7 +13,8 @@ from api.auth import KeyCache
 from api.errors import install_error_handlers
 from api.metrics import REQUESTS
 from api.queue import Enqueuer
-from api.routes import batches, jobs, system
+from api.routes import batches, dashboard, jobs, system
+from api.schemas import error_responses
 from tierroute import __version__
 from tierroute.errors import ConfigurationError
 from tierroute.runtime import get_runtime, reset_runtime
@@ -51,12 +52,15 @@ def create_app() -> FastAPI:
         version=__version__,
         summary="Route each prompt to the cheapest Claude tier that answers it well.",
         lifespan=lifespan,
+        # Validation errors answer {error, detail} (api/errors.py), not FastAPI's shape.
+        responses=error_responses(422),
     )
     install_error_handlers(application)
     application.state.key_cache = KeyCache()
     application.include_router(jobs.router)
     application.include_router(batches.router)
     application.include_router(system.router)
+    application.include_router(dashboard.router)
 
     @application.middleware("http")
     async def count_requests(

@@ -64,15 +64,22 @@ async def require_api_key(
     # Never put the key itself in a message or a log line, only say what is wrong.
     if credentials is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    key_hash = hash_key(credentials.credentials)
+    key_id = await resolve_key(cache, credentials.credentials)
+    if key_id is None:
+        raise Unauthorized("unknown or revoked API key")
+    return key_id
+
+
+async def resolve_key(cache: KeyCache, raw_key: str) -> uuid.UUID | None:
+    """The id of an active key, from the cache or Postgres; None if unknown or revoked."""
+    key_hash = hash_key(raw_key)
     key_id = cache.get(key_hash)
     if key_id is None:
-        # Async dependency so a cache hit stays on the event loop; only a miss
-        # pays for a thread and a query.
+        # Async so a cache hit stays on the event loop; only a miss pays for a
+        # thread and a query.
         key_id = await run_in_threadpool(_lookup, key_hash)
-        if key_id is None:
-            raise Unauthorized("unknown or revoked API key")
-        cache.put(key_hash, key_id)
+        if key_id is not None:
+            cache.put(key_hash, key_id)
     return key_id
 
 

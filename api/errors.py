@@ -15,8 +15,8 @@ from tierroute.errors import TierrouteError
 log = logging.getLogger(__name__)
 
 
-def error_response(status: int, code: str, detail: str) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None  # RFC 6750
+def error_response(status: int, code: str, detail: str, challenge: str = "Bearer") -> JSONResponse:
+    headers = {"WWW-Authenticate": challenge} if status == 401 else None  # RFC 6750
     return JSONResponse(
         status_code=status, content={"error": code, "detail": detail}, headers=headers
     )
@@ -35,7 +35,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _tierroute_error(_: Request, exc: TierrouteError) -> JSONResponse:
         if exc.http_status >= 500:
             log.error("server error: %s", exc.detail)
-        return error_response(exc.http_status, exc.code, exc.detail)
+        # An error may name its own auth challenge (the dashboard asks for Basic).
+        challenge = getattr(exc, "challenge", "Bearer")
+        return error_response(exc.http_status, exc.code, exc.detail, challenge)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

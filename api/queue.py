@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 
+from amqp.exceptions import ChannelError
 from celery import Celery
 
 CLASSIFY_TASK = "tierroute.classify"
@@ -35,6 +36,30 @@ class Enqueuer:
                 )
                 sent += 1
         return sent
+
+    def queue_depths(self, queues: Iterable[str]) -> dict[str, int]:
+        """Messages waiting in each queue (not those a worker has reserved)."""
+        depths = {}
+        opened = []
+        with self._celery.connection_for_read() as conn:
+            channel = conn.default_channel
+            try:
+                for name in queues:
+                    try:
+                        declared = channel.queue_declare(queue=name, passive=True)
+                    except ChannelError:
+                        # Redis drops an empty list's key: no queue, no messages.
+                        depths[name] = 0
+                        if not getattr(channel, "is_open", True):
+                            # RabbitMQ closes a channel whose passive declare failed.
+                            channel = conn.channel()
+                            opened.append(channel)
+                        continue
+                    depths[name] = int(declared.message_count)
+            finally:
+                for extra in opened:
+                    extra.close()
+        return depths
 
     def ping(self) -> None:
         """Raise if the broker is unreachable."""

@@ -65,6 +65,20 @@ class ApiClient:
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request and return the JSON answer; any failure raises ApiError."""
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ApiError(
+                f"HTTP {response.status_code} from {self.base_url}{path} is not JSON",
+                response.status_code,
+            ) from None
+
+    def get_text(self, path: str, **kwargs: Any) -> str:
+        """GET a page that is not JSON (the HTML dashboard); failures raise ApiError."""
+        return self._send("GET", path, **kwargs).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TimeoutException as exc:
@@ -81,13 +95,7 @@ class ApiClient:
             if response.status_code == 401:
                 message = f"{message}; {UNAUTHORIZED_HINT}"
             raise ApiError(f"HTTP {response.status_code} {message}", response.status_code, code)
-        try:
-            return response.json()
-        except ValueError:
-            raise ApiError(
-                f"HTTP {response.status_code} from {self.base_url}{path} is not JSON",
-                response.status_code,
-            ) from None
+        return response
 
     def close(self) -> None:
         """Close the connection pool."""

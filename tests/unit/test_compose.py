@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from api.metrics import SERIES
+from tierroute.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -65,3 +71,92 @@ def test_the_image_installs_the_package_that_provides_the_commands() -> None:
     assert "pip install" in dockerfile
     for package in ("tierroute", "api", "worker", "migrations"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+# --- the optional Grafana profile and its dashboard -------------------------------
+
+GRAFANA_DIR = ROOT / "deploy" / "grafana"
+DASHBOARD: dict[str, Any] = json.loads((GRAFANA_DIR / "tierroute.json").read_text())
+
+
+def _migration_views() -> set[str]:
+    """Every view a migration creates: each module's VIEWS dict or CREATE VIEW statement."""
+    views: set[str] = set()
+    for path in sorted((ROOT / "migrations" / "versions").glob("*.py")):
+        module = importlib.import_module(f"migrations.versions.{path.stem}")
+        views |= set(getattr(module, "VIEWS", {}))
+        views |= set(re.findall(r"CREATE (?:OR REPLACE )?VIEW (\w+)", path.read_text(), re.I))
+    return views
+
+
+def _mounted_sources(service: str) -> dict[str, Path]:
+    """Container path → repo path of each bind mount of `service`."""
+    mounts = {}
+    for volume in SERVICES[service]["volumes"]:
+        source, target = str(volume).split(":")[:2]
+        mounts[target] = ROOT / source
+    return mounts
+
+
+def test_grafana_and_prometheus_are_an_optional_profile() -> None:
+    for name in ("grafana", "prometheus"):
+        assert SERVICES[name]["profiles"] == ["grafana"]
+    grafana = _mounted_sources("grafana")
+    assert grafana["/etc/grafana/provisioning"].is_dir()
+    assert grafana["/var/lib/grafana/dashboards/tierroute.json"] == GRAFANA_DIR / "tierroute.json"
+    prometheus_config = _mounted_sources("prometheus")["/etc/prometheus/prometheus.yml"]
+    scrape = yaml.safe_load(prometheus_config.read_text())["scrape_configs"]
+    assert scrape[0]["metrics_path"] == "/metrics"
+    assert scrape[0]["static_configs"][0]["targets"] == ["api:8000"]
+    # The default `docker compose up` starts neither.
+    assert "profiles" not in SERVICES["api"] and "profiles" not in SERVICES["postgres"]
+
+
+def test_the_dashboards_data_sources_are_provisioned() -> None:
+    provisioning = GRAFANA_DIR / "provisioning"
+    sources = yaml.safe_load((provisioning / "datasources" / "tierroute.yml").read_text())
+    by_uid = {source["uid"]: source for source in sources["datasources"]}
+    used = {panel["datasource"]["uid"] for panel in DASHBOARD["panels"]}
+    assert used == set(by_uid) == {"tierroute-postgres", "tierroute-prometheus"}
+    assert by_uid["tierroute-postgres"]["url"] == "postgres:5432"
+    assert by_uid["tierroute-postgres"]["jsonData"]["database"] == "tierroute"
+    providers = yaml.safe_load((provisioning / "dashboards" / "tierroute.yml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_dashboard_json_is_valid_with_unique_panels() -> None:
+    assert DASHBOARD["uid"] and DASHBOARD["title"]
+    panels = DASHBOARD["panels"]
+    assert len({panel["id"] for panel in panels}) == len(panels) >= 10
+    for panel in panels:
+        assert panel["title"] and panel["targets"] and panel["gridPos"]["w"] > 0
+
+
+def test_dashboard_sql_reads_existing_views_and_tables() -> None:
+    views = _migration_views()
+    assert {"cost_by_tier_day", "savings", "tier_quality"} <= views
+    tables = set(Base.metadata.tables)
+    used_views: set[str] = set()
+    sql_panels = [p for p in DASHBOARD["panels"] if p["datasource"]["uid"] == "tierroute-postgres"]
+    for panel in sql_panels:
+        for target in panel["targets"]:
+            sql = target["rawSql"]
+            relations = set(re.findall(r"\b(?:FROM|JOIN)\s+(\w+)", sql, re.I))
+            assert relations, panel["title"]
+            assert relations <= views | tables, (panel["title"], relations - views - tables)
+            used_views |= relations & views
+    # Every analyst view has a panel.
+    assert used_views == {"cost_by_tier_day", "savings", "tier_quality"}
+
+
+def test_dashboard_prometheus_queries_use_series_that_metrics_serves() -> None:
+    served = set(SERIES)
+    for panel in DASHBOARD["panels"]:
+        if panel["datasource"]["uid"] != "tierroute-prometheus":
+            continue
+        for target in panel["targets"]:
+            names = set(re.findall(r"\btierroute_\w+", target["expr"]))
+            assert names, panel["title"]
+            for name in names:
+                base = re.sub(r"_(bucket|sum|count)$", "", name)
+                assert name in served or base in served, (panel["title"], name)

@@ -1,0 +1,207 @@
+"""What the cost dashboard shows, read from the analyst views or one key's rows."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tierroute.models import ApiKey
+from tierroute.report import build_report
+from tierroute.tiers import TierTable
+
+MILLION = Decimal(1_000_000)
+CLASSIFIER = "classifier"  # the series of the router's own calls
+
+# Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,
+# as in report.py (a bare /v1/route call has no job and belongs to nobody).
+GLOBAL_DAILY = "SELECT * FROM cost_by_tier_day WHERE day >= :since"
+SCOPED_DAILY = """
+    SELECT (c.created_at AT TIME ZONE 'UTC')::date AS day,
+           c.tier,
+           c.purpose,
+           count(*) AS calls,
+           sum(c.input_tokens) AS input_tokens,
+           sum(c.output_tokens) AS output_tokens,
+           sum(c.cache_creation_input_tokens) AS cache_creation_input_tokens,
+           sum(c.cache_read_input_tokens) AS cache_read_input_tokens,
+           sum(c.cost_usd) AS cost_usd,
+           sum(c.cost_if_opus_usd) AS cost_if_opus_usd
+      FROM model_calls c JOIN jobs j ON j.id = c.job_id
+     WHERE j.api_key_id = :key AND c.created_at >= :since
+     GROUP BY 1, c.tier, c.purpose
+"""
+TOP_BATCHES = """
+    SELECT b.id, b.created_at, b.job_count,
+           count(DISTINCT j.id) FILTER (WHERE j.status = 'succeeded') AS succeeded,
+           coalesce(sum(c.cost_usd), 0) AS cost_usd,
+           coalesce(sum(c.cost_if_opus_usd), 0) AS cost_if_opus_usd
+      FROM batches b
+      JOIN jobs j ON j.batch_id = b.id
+      LEFT JOIN model_calls c ON c.job_id = j.id
+     WHERE (CAST(:key AS uuid) IS NULL OR b.api_key_id = :key)
+     GROUP BY b.id
+     ORDER BY cost_usd DESC, b.created_at DESC
+     LIMIT :top
+"""
+
+
+@dataclass(frozen=True)
+class DailyCost:
+    """One row of cost_by_tier_day: a day's calls of one tier and purpose."""
+
+    day: date
+    tier: str
+    purpose: str
+    calls: int
+    cost_usd: float
+    cost_if_opus_usd: float
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+
+
+@dataclass(frozen=True)
+class BatchCost:
+    """A batch and what its jobs cost so far."""
+
+    id: str
+    created_at: datetime
+    jobs: int
+    succeeded: int
+    cost_usd: float
+    cost_if_opus_usd: float
+
+    @property
+    def saved_usd(self) -> float:
+        return self.cost_if_opus_usd - self.cost_usd
+
+
+@dataclass(frozen=True)
+class CacheSavings:
+    """Prompt caching's effect: reads billed below the input price, writes above it."""
+
+    read_tokens: int
+    write_tokens: int
+    saved_usd: float
+
+
+@dataclass(frozen=True)
+class DashboardData:
+    """Everything the page draws, already aggregated."""
+
+    scope: str
+    generated_at: datetime
+    days: list[date]  # the x axis: every day of the window that is drawn
+    report: dict[str, Any]  # build_report's figures, all time
+    daily: list[DailyCost]
+    top_batches: list[BatchCost]
+    cache: CacheSavings
+
+
+def load_dashboard(
+    session: Session,
+    tiers: TierTable,
+    api_key_id: uuid.UUID | None = None,
+    *,
+    days: int = 30,
+    top: int = 10,
+    now: datetime | None = None,
+) -> DashboardData:
+    """The dashboard's figures: global (the views) or one API key's jobs only."""
+    now = now or datetime.now(UTC)
+    today = now.astimezone(UTC).date()
+    since = today - timedelta(days=days - 1)
+    since_at = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    if api_key_id is None:
+        rows = session.execute(text(GLOBAL_DAILY), {"since": since}).mappings()
+        scope = "all API keys"
+    else:
+        params = {"key": api_key_id, "since": since_at}
+        rows = session.execute(text(SCOPED_DAILY), params).mappings()
+        key = session.get(ApiKey, api_key_id)
+        scope = f"API key {key.name} ({key.prefix}…)" if key else "one API key"
+    daily = [
+        DailyCost(
+            day=row["day"],
+            tier=row["tier"],
+            purpose=row["purpose"],
+            calls=int(row["calls"]),
+            cost_usd=float(row["cost_usd"] or 0),
+            cost_if_opus_usd=float(row["cost_if_opus_usd"] or 0),
+            cache_creation_input_tokens=int(row["cache_creation_input_tokens"] or 0),
+            cache_read_input_tokens=int(row["cache_read_input_tokens"] or 0),
+        )
+        for row in rows
+    ]
+    daily.sort(key=lambda d: (d.day, d.tier, d.purpose))
+    batches = [
+        BatchCost(
+            id=str(row["id"]),
+            created_at=row["created_at"],
+            jobs=int(row["job_count"]),
+            succeeded=int(row["succeeded"]),
+            cost_usd=float(row["cost_usd"]),
+            cost_if_opus_usd=float(row["cost_if_opus_usd"]),
+        )
+        for row in session.execute(text(TOP_BATCHES), {"key": api_key_id, "top": top}).mappings()
+    ]
+    first = min((d.day for d in daily), default=today)
+    return DashboardData(
+        scope=scope,
+        generated_at=now,
+        days=[first + timedelta(days=i) for i in range((today - first).days + 1)],
+        report=build_report(session, tiers, api_key_id=api_key_id),
+        daily=daily,
+        top_batches=batches,
+        cache=cache_savings(daily, tiers),
+    )
+
+
+def cache_savings(daily: list[DailyCost], tiers: TierTable) -> CacheSavings:
+    """What caching saved against sending the same tokens as plain input.
+
+    model_calls keeps cache writes as one figure, so writes are priced at the
+    5-minute rate (the SDK's default TTL).
+    """
+    saved = Decimal(0)
+    reads = writes = 0
+    for row in daily:
+        reads += row.cache_read_input_tokens
+        writes += row.cache_creation_input_tokens
+        if row.tier not in tiers.names:
+            continue
+        tier = tiers.get(row.tier)
+        saved += row.cache_read_input_tokens * (tier.input - tier.cache_read)
+        saved -= row.cache_creation_input_tokens * (tier.cache_write_5m - tier.input)
+    return CacheSavings(read_tokens=reads, write_tokens=writes, saved_usd=float(saved / MILLION))
+
+
+def spend_by_day(data: DashboardData, tiers: TierTable) -> dict[str, list[float]]:
+    """USD per day: one series per tier's completions, plus the classifier's calls."""
+    index = {day: i for i, day in enumerate(data.days)}
+    # Every tier gets a series, in tier order, so colours and the legend never move.
+    series = {name: [0.0] * len(data.days) for name in [*tiers.names, CLASSIFIER]}
+    for row in data.daily:
+        if row.day in index:
+            name = CLASSIFIER if row.purpose == "classify" else row.tier
+            series.setdefault(name, [0.0] * len(data.days))[index[row.day]] += row.cost_usd
+    return series
+
+
+def cumulative_savings(data: DashboardData) -> tuple[list[float], list[float]]:
+    """Running totals over the window: (actual USD, USD if every call were on Opus)."""
+    index = {day: i for i, day in enumerate(data.days)}
+    actual, if_opus = [0.0] * len(data.days), [0.0] * len(data.days)
+    for row in data.daily:
+        if row.day in index:
+            actual[index[row.day]] += row.cost_usd
+            if_opus[index[row.day]] += row.cost_if_opus_usd
+    for i in range(1, len(data.days)):
+        actual[i] += actual[i - 1]
+        if_opus[i] += if_opus[i - 1]
+    return actual, if_opus

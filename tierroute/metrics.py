@@ -1,0 +1,94 @@
+"""Figures for /metrics, read at scrape time from Postgres and the limiter's Redis.
+
+The API and the Celery workers are different processes, and a worker's in-memory
+counters would die with it. Every billed call is already a row in `model_calls`
+(tier, purpose, tokens, USD, latency), so the counters and the latency histogram
+are aggregates over that table: every API replica reports the same values, and
+they survive restarts. The limiter counts its waits in Redis (`ratelimit.py`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+# Upper bounds (seconds) of the model-call latency histogram; +Inf is implied.
+LATENCY_BUCKETS_S: tuple[float, ...] = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)  # fmt: skip
+NO_TIER = "none"  # the tier label of a job not routed yet
+
+_BUCKET_COLUMNS = ",\n".join(
+    f"count(*) FILTER (WHERE latency_ms <= {round(bound * 1000)}) AS le_{i}"
+    for i, bound in enumerate(LATENCY_BUCKETS_S)
+)
+# One pass over model_calls per scrape: 0.7-1.0 s per million calls on the 2-core
+# CI VM (README, "Dashboard and metrics"). The bucket bounds are constants, not input.
+CALL_STATS = text(
+    f"""
+    SELECT tier, purpose,
+           count(*) AS calls,
+           coalesce(sum(cost_usd), 0) AS cost_usd,
+           coalesce(sum(cost_if_opus_usd), 0) AS cost_if_opus_usd,
+           coalesce(sum(input_tokens), 0) AS input_tokens,
+           coalesce(sum(output_tokens), 0) AS output_tokens,
+           coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+           coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
+           coalesce(sum(latency_ms), 0) AS latency_ms_sum,
+           {_BUCKET_COLUMNS}
+      FROM model_calls
+     GROUP BY tier, purpose
+     ORDER BY tier, purpose
+    """
+)
+JOB_COUNTS = text(
+    "SELECT status, coalesce(tier, :none) AS tier, count(*) AS jobs FROM jobs GROUP BY 1, 2"
+)
+
+
+@dataclass(frozen=True)
+class CallStats:
+    """Totals of the billed calls of one tier and purpose, since the table began."""
+
+    tier: str
+    purpose: str
+    calls: int
+    cost_usd: float
+    cost_if_opus_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    latency_sum_s: float
+    # Cumulative counts of calls at or under each bound of LATENCY_BUCKETS_S.
+    latency_buckets: tuple[int, ...]
+
+
+def call_stats(session: Session) -> list[CallStats]:
+    """Calls, USD, tokens and the latency histogram per tier and purpose."""
+    stats = []
+    for row in session.execute(CALL_STATS).mappings():
+        stats.append(
+            CallStats(
+                tier=row["tier"],
+                purpose=row["purpose"],
+                calls=int(row["calls"]),
+                cost_usd=float(row["cost_usd"]),
+                cost_if_opus_usd=float(row["cost_if_opus_usd"]),
+                input_tokens=int(row["input_tokens"]),
+                output_tokens=int(row["output_tokens"]),
+                cache_creation_input_tokens=int(row["cache_creation_input_tokens"]),
+                cache_read_input_tokens=int(row["cache_read_input_tokens"]),
+                latency_sum_s=int(row["latency_ms_sum"]) / 1000,
+                latency_buckets=tuple(int(row[f"le_{i}"]) for i in range(len(LATENCY_BUCKETS_S))),
+            )
+        )
+    return stats
+
+
+def job_counts(session: Session) -> dict[tuple[str, str], int]:
+    """Jobs by (status, tier); a job not routed yet has tier NO_TIER."""
+    rows = session.execute(JOB_COUNTS, {"none": NO_TIER}).all()
+    return {(str(status), str(tier)): int(jobs) for status, tier, jobs in rows}
