@@ -71,3 +71,20 @@ def cost_usd(tokens: TokenCounts, tier: Tier) -> Decimal:
         + tokens.cache_read_tokens * tier.cache_read
     )
     return total / MILLION
+
+
+# Message Batches bill every token kind (cache reads and writes included) at half price.
+BATCH_RATE = Decimal("0.5")
+
+
+def cache_savings_usd(tokens: TokenCounts, tier: Tier) -> Decimal:
+    """What prompt caching saved on a call: may be negative for a write nobody read.
+
+    Cache reads priced at the input rate minus what they cost, minus the premium
+    the cache writes paid over the input rate.
+    """
+    read_saved = tokens.cache_read_tokens * (tier.input - tier.cache_read)
+    write_premium = tokens.cache_write_5m_tokens * (
+        tier.cache_write_5m - tier.input
+    ) + tokens.cache_write_1h_tokens * (tier.cache_write_1h - tier.input)
+    return (read_saved - write_premium) / MILLION

@@ -14,13 +14,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tierroute.errors import InvalidInput
-from tierroute.models import Batch, JobStatus
+from tierroute.models import Batch, BatchMode, JobStatus
 from tierroute.specs import JobSpec, parse_spec
 
 MAX_BATCH = 100_000
 COPY_SQL = (
-    "COPY jobs (id, batch_id, api_key_id, status, prompt, system, max_tokens, force_tier,"
-    " thinking_override, metadata, attempts, created_at, updated_at) FROM STDIN"
+    "COPY jobs (id, batch_id, api_key_id, status, batch_api, prompt, system, max_tokens,"
+    " force_tier, thinking_override, metadata, attempts, created_at, updated_at) FROM STDIN"
 )
 # COPY's text format: backslash escapes for the characters that delimit it.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -69,18 +69,22 @@ def copy_batch(
     *,
     default_max_tokens: int,
     api_key_id: uuid.UUID | None = None,
+    mode: BatchMode = BatchMode.LIVE,
 ) -> tuple[uuid.UUID, int]:
     """Insert a batch and its jobs with COPY in the session's transaction.
+
+    In `batch_api` mode the jobs are answered through Message Batches (tierroute/batchapi).
 
     Nothing is committed here: a bad spec raises mid-stream and the caller's
     rollback leaves no trace of the batch.
     """
-    batch = Batch(id=uuid.uuid4(), api_key_id=api_key_id, job_count=0)
+    batch = Batch(id=uuid.uuid4(), api_key_id=api_key_id, job_count=0, mode=mode)
     session.add(batch)
     session.flush()
     now = datetime.now(UTC).isoformat()
     key = _field(str(api_key_id) if api_key_id else None)
-    fixed_head = f"{batch.id}\t{key}\t{JobStatus.QUEUED}"
+    batch_api = "t" if mode == BatchMode.BATCH_API else "f"
+    fixed_head = f"{batch.id}\t{key}\t{JobStatus.QUEUED}\t{batch_api}"
     # COPY needs psycopg's own connection: the one under this session's transaction.
     raw = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
     count = 0

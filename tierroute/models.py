@@ -68,6 +68,13 @@ class JobStatus(StrEnum):
         )  # fmt: skip
 
 
+class BatchMode(StrEnum):
+    """How a batch's jobs are answered: live calls, or Anthropic's Message Batches (50 % off)."""
+
+    LIVE = "live"
+    BATCH_API = "batch_api"
+
+
 class CallPurpose(StrEnum):
     """Why a model call was made: to route a job, or to answer it."""
 
@@ -99,6 +106,7 @@ class Batch(Base):
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
     job_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = _utc_now_column()
+    mode: Mapped[str] = mapped_column(String(20), default=BatchMode.LIVE, server_default="live")
 
 
 class Job(Base):
@@ -121,6 +129,12 @@ class Job(Base):
             postgresql_where="idempotency_key IS NOT NULL",
         ),
         CheckConstraint("max_tokens > 0", name="max_tokens_positive"),
+        # The batch poller's scan: batch-mode jobs not yet handed to a Message Batch.
+        Index(
+            "ix_jobs_batch_api_waiting",
+            "batch_id",
+            postgresql_where="batch_api AND status IN ('queued', 'classifying')",
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid.uuid4)
@@ -148,6 +162,13 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = _utc_now_column(onupdate=func.now())
+    # Answered through a Message Batch (its batch's mode), not by the complete task;
+    # cleared when a failed batch request is re-run live.
+    batch_api: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # The Message Batch that holds (or last held) the job.
+    provider_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("provider_batches.id", ondelete="SET NULL")
+    )
 
     routing: Mapped[RoutingDecision | None] = relationship(back_populates="job", uselist=False)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="job", order_by="ModelCall.id")
@@ -206,8 +227,49 @@ class ModelCall(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(40))
     simulated: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = _utc_now_column()
+    # Answered in a Message Batch: cost_usd and cost_if_opus_usd are at the 50 % batch rate.
+    batch_api: Mapped[bool] = mapped_column(default=False, server_default="false")
+    # What prompt caching saved on this call: cache reads priced at the input rate
+    # minus what they cost, minus the premium paid for cache writes (may be negative).
+    cache_savings_usd: Mapped[Decimal] = mapped_column(USD, default=0, server_default="0")
 
     job: Mapped[Job | None] = relationship(back_populates="calls")
+
+
+class ProviderBatch(Base):
+    """One Anthropic Message Batch: part of a tierroute batch's jobs on one tier."""
+
+    __tablename__ = "provider_batches"
+    __table_args__ = (
+        Index(
+            "ix_provider_batches_unprocessed",
+            "id",
+            postgresql_where="results_processed_at IS NULL",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    batch_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), index=True
+    )
+    tier: Mapped[str] = mapped_column(String(20))
+    anthropic_batch_id: Mapped[str] = mapped_column(String(200), unique=True)
+    # Anthropic's processing_status: in_progress, canceling, ended.
+    processing_status: Mapped[str] = mapped_column(String(20))
+    request_count: Mapped[int] = mapped_column(Integer)
+    processing: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    errored: Mapped[int] = mapped_column(Integer, default=0)
+    canceled: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _utc_now_column()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set by a tierroute cancel; the poller then cancels the Message Batch.
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Every result has been mapped back to its job.
+    results_processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Rating(Base):

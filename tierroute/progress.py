@@ -57,8 +57,12 @@ def upload_batch(
     *,
     force_tier: int | str | None = None,
     gzip: bool = True,
+    mode: str | None = None,
 ) -> dict[str, Any]:
-    """Stream a prompt file to POST /v1/batches with a bar of bytes read; returns `{id, count}`."""
+    """Stream a prompt file to POST /v1/batches with a bar of bytes read; returns `{id, count}`.
+
+    `mode="batch_api"` answers the batch through Message Batches (`?mode=batch_api`).
+    """
     headers = {"content-type": "application/x-ndjson"}
     if gzip:
         headers["content-encoding"] = "gzip"
@@ -88,7 +92,12 @@ def upload_batch(
         timeout = httpx.Timeout(60.0, read=UPLOAD_READ_TIMEOUT_S)
         try:
             accepted: dict[str, Any] = client.request(
-                "POST", "/v1/batches", content=body(), headers=headers, timeout=timeout
+                "POST",
+                "/v1/batches",
+                content=body(),
+                headers=headers,
+                timeout=timeout,
+                params={"mode": mode} if mode else None,
             )
         except KeyboardInterrupt:
             if sent:
@@ -255,9 +264,24 @@ def render_batch(view: Mapping[str, Any]) -> RenderableType:
         saved = opus - float(view.get("cost_usd") or 0)
         cost.append(f"  (all Opus {_money(opus)}, saved {_money(saved)})")
     rows.append(("cost", cost))
+    if view.get("mode") and view["mode"] != "live":
+        rows.append(("mode", Text(str(view["mode"]))))
+    for provider in view.get("provider_batches") or []:
+        rows.append(("message batch", provider_batch_text(provider)))
     if view.get("created_at"):
         rows.append(("created", Text(str(view["created_at"]))))
     return _grid(rows)
+
+
+def provider_batch_text(provider: Mapping[str, Any]) -> Text:
+    """One Message Batch: tier, Anthropic's id, processing_status and request_counts."""
+    status = str(provider.get("processing_status"))
+    style = "green" if status == "ended" else "blue"
+    counts = provider.get("request_counts") or {}
+    shown = "  ".join(f"{name} {int(n):,}" for name, n in counts.items() if n)
+    return Text.assemble(
+        f"{provider.get('tier')}  {provider.get('id')}  ", (status, style), f"  {shown}"
+    )
 
 
 def failed_jobs_hint(view: Mapping[str, Any], api_base: str) -> str | None:

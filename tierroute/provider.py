@@ -11,8 +11,9 @@ import anthropic
 import httpx2 as httpx  # the SDK's HTTP client package
 from anthropic.types import Message
 
+from tierroute.caching import cached_system
 from tierroute.config import Settings
-from tierroute.cost import TokenCounts, cost_usd
+from tierroute.cost import TokenCounts, cache_savings_usd, cost_usd
 from tierroute.errors import (
     ConfigurationError,
     PermanentProviderError,
@@ -101,7 +102,8 @@ def build_completion_params(
         "messages": [{"role": "user", "content": prompt}],
     }
     if system:
-        params["system"] = system
+        # A long system prompt goes as one text block with a cache breakpoint.
+        params["system"] = cached_system(system, tier.min_cache_tokens)
     if choice.mode is ThinkingMode.ADAPTIVE:
         params["thinking"] = {"type": "adaptive"}
     elif choice.mode is ThinkingMode.ENABLED:
@@ -127,6 +129,9 @@ class CallRecord:
     request_id: str | None
     stop_reason: str | None
     simulated: bool
+    # Answered in a Message Batch, priced at the batch rate (tierroute/batchapi).
+    batch_api: bool = False
+    cache_savings_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -182,6 +187,7 @@ def call_model(
         request_id=message._request_id,
         stop_reason=message.stop_reason,
         simulated=simulated,
+        cache_savings_usd=cache_savings_usd(tokens, tier),
     )
     return CallResult(message=message, text=message_text(message), record=record)
 

@@ -27,7 +27,13 @@ SCOPED_SAVINGS = """
                            / sum(c.cost_if_opus_usd), 2)
            END AS saved_pct,
            coalesce(bool_or(c.simulated), false) AS simulated,
-           count(*) FILTER (WHERE c.purpose = 'classify') AS classifier_calls
+           count(*) FILTER (WHERE c.purpose = 'classify') AS classifier_calls,
+           coalesce(sum(c.cache_read_input_tokens), 0) AS cache_read_input_tokens,
+           coalesce(sum(c.cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+           coalesce(sum(c.cache_savings_usd), 0) AS cache_savings_usd,
+           count(*) FILTER (WHERE c.batch_api) AS batch_api_calls,
+           coalesce(sum(c.cost_usd * (1 - 0.5) / 0.5) FILTER (WHERE c.batch_api), 0)
+               AS batch_api_savings_usd
       FROM model_calls c JOIN jobs j ON j.id = c.job_id
      WHERE j.api_key_id = :key
 """
@@ -115,6 +121,12 @@ def build_report(
         "cost_if_all_opus_usd": float(savings["cost_if_all_opus_usd"]),
         "saved_usd": float(savings["saved_usd"]),
         "saved_pct": _maybe_float(savings["saved_pct"]),
+        # Separate from saved_usd, which compares like with like (see README).
+        "cache_read_input_tokens": int(savings["cache_read_input_tokens"]),
+        "cache_creation_input_tokens": int(savings["cache_creation_input_tokens"]),
+        "cache_savings_usd": float(savings["cache_savings_usd"]),
+        "batch_api_calls": int(savings["batch_api_calls"]),
+        "batch_api_savings_usd": float(savings["batch_api_savings_usd"]),
     }
 
 
@@ -147,6 +159,17 @@ def format_report(report: dict[str, Any]) -> str:
     pct = report["saved_pct"]
     pct_text = f"{pct:.1f}%" if pct is not None else "n/a"
     lines.append(f"Saved:               ${report['saved_usd']:.6f} ({pct_text})")
+    if report.get("cache_read_input_tokens") or report.get("cache_creation_input_tokens"):
+        lines.append(
+            f"Cache savings:       ${report['cache_savings_usd']:.6f}"
+            f"  ({report['cache_read_input_tokens']:,} tokens read from cache,"
+            f" {report['cache_creation_input_tokens']:,} written)"
+        )
+    if report.get("batch_api_calls"):
+        lines.append(
+            f"Batch API savings:   ${report['batch_api_savings_usd']:.6f}"
+            f"  ({report['batch_api_calls']:,} calls at the 50% batch rate)"
+        )
     lines.append("")
     lines.append("Quality by tier (satisfaction 0..1):")
     rated = [row for row in report["distribution"] if row["rated_jobs"]]

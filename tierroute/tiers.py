@@ -48,6 +48,9 @@ class Tier:
     rpm: int = 0
     itpm: int = 0
     otpm: int = 0
+    # The shortest prefix (tokens up to a cache_control breakpoint) the model caches;
+    # a shorter one is billed in full and never cached. 0 turns caching off for the tier.
+    min_cache_tokens: int = 1024
 
     def __post_init__(self) -> None:
         if self.thinking is ThinkingMode.ADAPTIVE and not self.supports_adaptive_thinking:

@@ -4,50 +4,60 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.auth import CallerKey
 from api.deps import get_rt, parse_id
-from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven
+from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven, error_responses
 from api.upload import spool_body
+from tierroute.batchapi import (
+    provider_batches_view,
+    read_batch_body,
+    request_cancel,
+    resolve_mode,
+)
 from tierroute.db import session_scope
-from tierroute.ingest import copy_batch, json_array_specs, ndjson_specs
+from tierroute.ingest import copy_batch
 from tierroute.jobs import batch_results, batch_view, cancel_batch, redrive_batch
+from tierroute.models import BatchMode
 from tierroute.runtime import Runtime
-from tierroute.specs import JobSpec
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
-
-
-def _specs(body: IO[bytes], content_type: str) -> Iterator[JobSpec]:
-    first = body.read(64).lstrip()
-    body.seek(0)
-    if first.startswith(b"[") and "ndjson" not in content_type:
-        return json_array_specs(body)
-    return ndjson_specs(body)
+router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=error_responses(400, 401, 404))
 
 
-@router.post("", status_code=202, response_model=BatchAccepted)
+@router.post("", status_code=202, response_model=BatchAccepted, responses=error_responses(413))
 async def submit_batch(
-    request: Request, caller: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]
+    request: Request,
+    caller: CallerKey,
+    rt: Annotated[Runtime, Depends(get_rt)],
+    mode: Annotated[
+        str | None,
+        Query(
+            description="`live` (default) or `batch_api`: answer through Anthropic's "
+            "Message Batches at half price (the body's `mode` may say so too)"
+        ),
+    ] = None,
 ) -> BatchAccepted:
     """Accept many prompts: NDJSON (one job object per line, `Content-Encoding: gzip`
-    welcome) or a JSON array. A bad line refuses the whole batch, naming the line.
-    The rows are committed here; the classify worker's feeder enqueues them."""
+    welcome), a JSON array, or `{"jobs": [...], "mode": "batch_api"}`. A bad line
+    refuses the whole batch, naming the line. The rows are committed here; the
+    classify worker's feeder enqueues them."""
     body = await spool_body(request)
     content_type = request.headers.get("content-type", "")
 
     def store() -> tuple[str, int]:
         with body, session_scope() as session:
+            specs, body_mode = read_batch_body(body, content_type)
             batch_id, count = copy_batch(
                 session,
-                _specs(body, content_type),
+                specs,
                 default_max_tokens=rt.settings.default_max_tokens,
                 api_key_id=caller,
+                mode=resolve_mode(mode, body_mode),
             )
             return str(batch_id), count
 
@@ -57,16 +67,24 @@ async def submit_batch(
 
 @router.get("/{batch_id}")
 def read_batch(batch_id: str, caller: CallerKey) -> dict[str, Any]:
-    """Counts by status, cost so far, and progress."""
+    """Counts by status, cost so far, and progress; in batch_api mode, Anthropic's
+    state of each Message Batch too (processing_status, request_counts)."""
+    parsed = parse_id("batch", batch_id)
     with session_scope() as session:
-        return batch_view(session, parse_id("batch", batch_id), api_key_id=caller)
+        view = batch_view(session, parsed, api_key_id=caller)
+        if view.get("mode") == BatchMode.BATCH_API:
+            view["provider_batches"] = provider_batches_view(session, parsed)
+        return view
 
 
 @router.post("/{batch_id}/cancel", response_model=BatchCancelled)
 def cancel(batch_id: str, caller: CallerKey) -> BatchCancelled:
-    """Cancel the batch's jobs that have not started running; running ones finish."""
+    """Cancel the batch's jobs that have not started running; running ones finish.
+    In batch_api mode its Message Batches are cancelled too, and their jobs with them."""
+    parsed = parse_id("batch", batch_id)
     with session_scope() as session:
-        cancelled = cancel_batch(session, parse_id("batch", batch_id), api_key_id=caller)
+        cancelled = cancel_batch(session, parsed, api_key_id=caller)
+        request_cancel(session, parsed)
     return BatchCancelled(id=batch_id, cancelled=cancelled)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
-from prism import assert_shape_accepted
+from prism import assert_batch_accepted, assert_shape_accepted
 
+from tierroute.batchapi.requests import JobRow, batch_request
 from tierroute.classifiers.llm import build_classify_params
 from tierroute.provider import build_completion_params
 from tierroute.tiers import load_tier_table
@@ -38,3 +40,30 @@ def test_completion_request_per_tier_is_valid(
         TABLE.get(tier), "Explain CAP.", "You are terse.", 700, override
     )
     assert_shape_accepted(prism_url, params)
+
+
+# About 5,000 tokens: above every tier's minimum cacheable length, so it gets a breakpoint.
+LONG_SYSTEM = "You are the ACME help desk; answer briefly and exactly. " * 360
+
+
+@pytest.mark.parametrize("tier", TABLE.names)
+def test_cacheable_system_prompt_per_tier_is_valid(prism_url: str, tier: str) -> None:
+    params = build_completion_params(TABLE.get(tier), "Explain CAP.", LONG_SYSTEM, 700)
+    assert params["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert_shape_accepted(prism_url, params)
+
+
+def test_classifier_request_with_a_cached_rubric_is_valid(prism_url: str) -> None:
+    params = build_classify_params(TABLE.cheapest.model, "Format this JSON: {}", 1)
+    assert params["system"][-1]["cache_control"] == {"type": "ephemeral"}
+    assert_shape_accepted(prism_url, params)
+
+
+def test_message_batch_with_every_tier_is_valid(prism_url: str) -> None:
+    requests = [
+        batch_request(TABLE.get(tier), JobRow(uuid.uuid4(), "Explain CAP.", system, 700, override))
+        for tier in TABLE.names
+        for system in (None, "You are terse.", LONG_SYSTEM)
+        for override in (None, {"thinking": "enabled", "budget_tokens": 2048})
+    ]
+    assert_batch_accepted(prism_url, requests)

@@ -20,7 +20,10 @@ from tierroute.models import ApiKey
 pytestmark = pytest.mark.integration
 
 VIEWS = {"cost_by_tier_day", "savings", "tier_quality"}
-TABLES = {"jobs", "batches", "routing_decisions", "model_calls", "ratings", "api_keys"}
+TABLES = {
+    "jobs", "batches", "routing_decisions", "model_calls", "ratings", "api_keys",
+    "provider_batches",
+}  # fmt: skip
 
 
 def _relations(admin_url: str, database: str) -> set[str]:

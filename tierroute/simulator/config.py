@@ -42,6 +42,8 @@ RUNTIME_FIELDS = frozenset(
         "fault_models",
         "fault_sequence",
         "classifier_fault",
+        "batch_processing_s",
+        "batch_result_sequence",
     }
 )
 
@@ -78,6 +80,13 @@ class SimulatorConfig(BaseSettings):
     fault_sequence: list[int] = Field(default_factory=list)
     # Misbehaviour of structured-output (classifier) requests.
     classifier_fault: Literal["malformed", "refusal"] | None = None
+    # Message Batches (simulator/batches.py): seconds from creation until a batch has
+    # ended, and the outcome of the next batch requests, in order, before all succeed
+    # again (e.g. TIERROUTE_SIM_BATCH_RESULT_SEQUENCE='["errored", "expired"]').
+    batch_processing_s: float = Field(default=1.0, ge=0)
+    batch_result_sequence: list[Literal["succeeded", "errored", "expired", "canceled"]] = Field(
+        default_factory=list
+    )
 
     # The tier table that says which model accepts which shapes. Defaults to the
     # app's own override (TIERROUTE_TIERS_FILE) so both sides agree, else the bundled one.

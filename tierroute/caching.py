@@ -1,0 +1,177 @@
+"""Prompt caching: cache breakpoints on long system prompts, and priming across workers.
+
+A system prompt at least the model's minimum cacheable length (`Tier.min_cache_tokens`,
+estimated at four characters a token) goes out as one text block with
+`cache_control: {"type": "ephemeral"}` (5 minutes, refreshed on every read).
+
+The API makes a cache entry usable only once the call that writes it has answered,
+so jobs that share a prefix and start together would all pay for a write. Priming
+avoids that: for a cacheable prefix the first job takes a short Redis lock
+(SET NX with a TTL) and calls; the others wait (`CacheWarming`, a `RateLimited`,
+so the task retries shortly without using up an attempt) until the primer has
+answered and marked the prefix warm (a key with the cache's TTL, refreshed on use).
+A job without a cacheable system prompt costs one isinstance check here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import redis
+
+from tierroute.errors import RateLimited
+
+if TYPE_CHECKING:
+    from tierroute.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+CHARS_PER_TOKEN = 4
+# Anthropic's default ephemeral cache lives 5 minutes from its last use.
+CACHE_TTL_S = 300
+KEY_PREFIX = "tierroute:cache"
+EPHEMERAL = {"type": "ephemeral"}
+
+# KEYS: warm, lock. ARGV: cache TTL ms, lock TTL ms, lock token.
+# A warm prefix is refreshed (it was just used); else the caller primes, or waits.
+ENTER = """
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1 then return 'warm' end
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then return 'primer' end
+return 'wait'
+"""
+# KEYS: warm, lock. ARGV: cache TTL ms (0: the call failed, nothing is warm), token.
+LEAVE = """
+if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+Role = Literal["warm", "primer", "wait"]
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of a text, guessed at four characters a token (what the limiter assumes)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def cached_system(text: str, min_tokens: int) -> str | list[dict[str, Any]]:
+    """The `system` parameter: a cacheable text block when long enough, else the string."""
+    if min_tokens <= 0 or estimate_tokens(text) < min_tokens:
+        return text
+    return [{"type": "text", "text": text, "cache_control": dict(EPHEMERAL)}]
+
+
+def prefix_key(params: dict[str, Any]) -> str | None:
+    """A hash of the model and the system blocks up to the last breakpoint; None if none."""
+    system = params.get("system")
+    if not isinstance(system, list):
+        return None
+    last = max(
+        (
+            i
+            for i, block in enumerate(system)
+            if isinstance(block, dict) and "cache_control" in block
+        ),
+        default=None,
+    )
+    if last is None:
+        return None
+    blocks = [
+        {k: v for k, v in block.items() if k != "cache_control"} for block in system[: last + 1]
+    ]
+    raw = json.dumps([params.get("model"), params.get("tools"), blocks], sort_keys=True)
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+class CacheWarming(RateLimited):
+    """Another job is writing this prompt prefix to the cache: retry soon, no attempt used."""
+
+
+class CacheGate:
+    """The warm markers and primer locks of cacheable prefixes, in Redis."""
+
+    def __init__(self, client: redis.Redis, lock_s: float, ttl_s: float = CACHE_TTL_S) -> None:
+        self._redis = client
+        self._lock_ms = max(1, int(lock_s * 1000))
+        self._ttl_ms = int(ttl_s * 1000)
+        self._enter = client.register_script(ENTER)
+        self._leave = client.register_script(LEAVE)
+
+    @staticmethod
+    def _keys(key: str) -> list[str]:
+        return [f"{KEY_PREFIX}:warm:{key}", f"{KEY_PREFIX}:prime:{key}"]
+
+    def enter(self, key: str, token: str) -> Role:
+        """'warm' (go; refreshed), 'primer' (go, then call `leave`), or 'wait'."""
+        role = self._enter(keys=self._keys(key), args=[self._ttl_ms, self._lock_ms, token])
+        text = role.decode() if isinstance(role, bytes) else str(role)
+        return "warm" if text == "warm" else "primer" if text == "primer" else "wait"
+
+    def leave(self, key: str, token: str, *, warmed: bool) -> None:
+        """The primer is done: mark the prefix warm (if its call answered), drop the lock."""
+        self._leave(keys=self._keys(key), args=[self._ttl_ms if warmed else 0, token])
+
+
+_gates: dict[str, CacheGate] = {}
+_gates_lock = threading.Lock()
+
+
+def gate_for(rt: Runtime) -> CacheGate | None:
+    """This process's gate on the shared Redis; None without one (then nobody waits)."""
+    url = rt.settings.limiter_redis_url
+    if not url:
+        return None
+    with _gates_lock:
+        gate = _gates.get(url)
+        if gate is None:
+            client = redis.Redis.from_url(url, socket_timeout=5)
+            gate = _gates[url] = CacheGate(client, rt.settings.cache_prime_lock_s)
+        return gate
+
+
+def primed(rt: Runtime, params: dict[str, Any], call: Callable[[], T]) -> T:
+    """Run `call` (the model call for `params`), priming the prompt cache first if needed.
+
+    Raises CacheWarming, without calling, while another job writes the same prefix.
+    """
+    key = prefix_key(params)
+    if key is None:
+        return call()
+    return prime_with(gate_for(rt), key, rt.settings.cache_prime_wait_s, call)
+
+
+def prime_with(gate: CacheGate | None, key: str, wait_s: float, call: Callable[[], T]) -> T:
+    """`primed` for a known prefix key and gate: call as the primer, after it, or wait."""
+    if gate is None:
+        return call()
+    token = uuid.uuid4().hex
+    try:
+        role = gate.enter(key, token)
+    except redis.RedisError as exc:
+        # Priming only saves money; a job never waits on a Redis that is down.
+        log.warning("prompt cache gate unavailable (%s); calling without priming", exc)
+        return call()
+    if role == "wait":
+        delay = wait_s * random.uniform(0.75, 1.25)
+        raise CacheWarming("another job is writing this prompt prefix to the cache", delay)
+    if role == "warm":
+        return call()
+    warmed = False
+    try:
+        result = call()
+        warmed = True
+        return result
+    finally:
+        try:
+            gate.leave(key, token, warmed=warmed)
+        except redis.RedisError as exc:
+            log.warning("prompt cache gate: could not release %s: %s", key, exc)
