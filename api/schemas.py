@@ -4,7 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tierroute.specs import reject_nul
+
+
+class ErrorBody(BaseModel):
+    """Every error: a short code and a detail that names the field or line at fault."""
+
+    error: str
+    detail: str
+
+
+_ERROR_MEANING = {
+    400: "body is not valid JSON, or a header is wrong",
+    401: "missing, malformed, unknown or revoked API key",
+    404: "no such id among the caller's",
+    409: "the resource is in the wrong state for this",
+    413: "body too large",
+    422: "a field or line is invalid; the detail names it",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for our JSON errors, so /openapi.json documents them."""
+    return {s: {"model": ErrorBody, "description": _ERROR_MEANING[s]} for s in statuses}
 
 
 class JobAccepted(BaseModel):
@@ -33,6 +57,11 @@ class RatingIn(BaseModel):
     satisfaction: float = Field(ge=0.0, le=1.0)
     comment: str | None = Field(default=None, max_length=10_000)
 
+    @field_validator("comment")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        return reject_nul(value)
+
 
 class RatingOut(BaseModel):
     id: int
@@ -55,6 +84,8 @@ class RouteOut(BaseModel):
     score: float | None
     reasoning: str
     classifier: str
+    # Which trained artifact (or prompt revision) of the classifier decided.
+    version: str | None = None
     cost_ratio: float
     fallback_reason: str | None
     simulated: bool

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ PG_ADMIN_URL = os.environ.get(
     "TIERROUTE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_HOST_URL = os.environ.get("TIERROUTE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+AMQP_HOST_URL = os.environ.get("TIERROUTE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = ("ratings", "model_calls", "routing_decisions", "jobs", "batches", "api_keys")
 
@@ -114,6 +116,47 @@ def services() -> Iterator[Services]:
         broker_url = f"{redis_url}/{random.randint(1, 15)}"
         redis.Redis.from_url(broker_url).flushdb()
         yield Services(database_url=database_url, broker_url=broker_url)
+
+
+def _amqp_up(url: str) -> bool:
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=3) as conn:
+            conn.ensure_connection(max_retries=1, timeout=3)
+            return True
+    except Exception:  # refused, timed out, bad credentials: all mean "not usable"
+        return False
+
+
+def _rabbitmqctl(*args: str) -> bool:
+    try:
+        done = subprocess.run(
+            ["rabbitmqctl", "-q", *args], capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def amqp_broker() -> Iterator[str]:
+    """A RabbitMQ broker URL on a private vhost for this session (fails in CI when absent)."""
+    base = AMQP_HOST_URL.rstrip("/")
+    if not _amqp_up(f"{base}//"):
+        message = f"RabbitMQ is not reachable at {base}; .ci/run starts it"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)  # no embedded RabbitMQ for a developer without one
+    vhost = f"tierroute_test_{uuid.uuid4().hex[:10]}"
+    # A private vhost keeps concurrent sessions' queues apart, as the Redis db number does.
+    if _rabbitmqctl("add_vhost", vhost) and _rabbitmqctl(
+        "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"
+    ):
+        yield f"{base}/{vhost}"
+        _rabbitmqctl("delete_vhost", vhost)
+    else:  # a remote broker we cannot administer: its default vhost
+        yield f"{base}//"
 
 
 def _drop_database(admin_url: str, name: str) -> None:

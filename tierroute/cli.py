@@ -110,10 +110,21 @@ def up(port: int, flower_port: int) -> None:
     show_default=True,
     help="Compress the upload (Content-Encoding: gzip); --no-gzip for servers without it.",
 )
+@click.option(
+    "--batch-api",
+    is_flag=True,
+    help="Answer through Anthropic's Message Batches: half price, results within 24 h.",
+)
 @api_option
 @friendly_errors
 def submit(
-    file: Path, wait: bool, force_tier: str | None, use_gzip: bool, api: str | None, key: str | None
+    file: Path,
+    wait: bool,
+    force_tier: str | None,
+    use_gzip: bool,
+    batch_api: bool,
+    api: str | None,
+    key: str | None,
 ) -> None:
     """Stream a JSONL prompt file as one batch; prints the batch id (last line of stdout)."""
     from tierroute.batchfile import check_prompt_file, force_tier_value
@@ -125,7 +136,14 @@ def submit(
     with out.status(f"checking {file.name}"):
         count = check_prompt_file(file)
     with open_client(api, key) as client:
-        accepted = upload_batch(client, file, out, force_tier=tier, gzip=use_gzip)
+        accepted = upload_batch(
+            client,
+            file,
+            out,
+            force_tier=tier,
+            gzip=use_gzip,
+            mode="batch_api" if batch_api else None,
+        )
         batch_id = str(accepted["id"])
         out.print(f"batch [bold]{batch_id}[/] accepted: {accepted.get('count', count):,} prompts")
         if not wait:
@@ -201,12 +219,27 @@ def status(ident: str, as_json: bool, api: str | None, key: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the cost dashboard (GET /dashboard) to this file: one HTML page, no links.",
+)
+@click.option("--days", default=30, show_default=True, help="Days in the dashboard's charts.")
 @api_option
 @friendly_errors
-def report(as_json: bool, api: str | None, key: str | None) -> None:
+def report(
+    as_json: bool, html_file: Path | None, days: int, api: str | None, key: str | None
+) -> None:
     """Distribution by tier, cost, cost if all Opus, savings, quality."""
     from tierroute.report import format_report
 
+    if html_file is not None:
+        with open_client(api, key) as client:
+            page = client.get_text("/dashboard", params={"days": days})
+        html_file.write_text(page, encoding="utf-8")
+        click.echo(f"dashboard written to {html_file}")
+        return
     data = open_client(api, key).request("GET", "/v1/report")
     click.echo(json.dumps(data, indent=2) if as_json else format_report(data))
 
@@ -239,7 +272,8 @@ def route(text: str, as_json: bool, api: str | None, key: str | None) -> None:
     console.print(
         f"tier [bold]{decision['tier']}[/] ({decision['model']}){note}\n"
         f"confidence {decision['confidence']:.2f}  score {decision['score']}  "
-        f"classifier {decision['classifier']}\nreasoning: {decision['reasoning']}"
+        f"classifier {decision['classifier']} {decision.get('version') or ''}\n"
+        f"reasoning: {decision['reasoning']}"
     )
     if decision["fallback_reason"]:
         console.print(f"fallback: {decision['fallback_reason']}")
@@ -320,3 +354,13 @@ def keys_budget(name: str, usd: float | None, clear: bool) -> None:
         raise click.ClickException(f"no active key named {name!r}")
     shown = "no budget of its own" if budget is None else f"a daily budget of ${budget}"
     click.echo(f"{changed} key(s) named {name!r} now have {shown}")
+
+
+# Routing quality (issue 5): train, calibrate and evaluate the local router.
+from tierroute import cli_routing  # noqa: E402
+
+main.add_command(cli_routing.train)
+main.add_command(cli_routing.calibrate)
+main.add_command(cli_routing.eval_command)
+main.add_command(cli_routing.eval_data)
+main.add_command(cli_routing.eval_rubric)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,9 @@ class Settings(BaseSettings):
     # Unset means the embedded default: Postgres and Redis started from pip packages.
     database_url: str | None = None
     broker_url: str | None = None
+    # Redis for the shared rate limiter when the broker is not Redis (e.g. RabbitMQ);
+    # unset, the limiter uses the broker's Redis, or is off with another broker.
+    redis_url: str | None = None
     data_dir: Path = Field(default_factory=_default_data_dir)
 
     # The SDK's own variable names, read without our prefix.
@@ -34,10 +38,20 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
     )
 
-    classifier: str = "llm"
+    classifier: str = "local"
     default_tier: str = "sonnet"
     confidence_threshold: float = 0.7
     tiers_file: Path | None = None
+    # Routing by score (local and hybrid classifiers). A score in [0, 1] below
+    # haiku_max_score goes to the cheapest tier, from opus_min_score to the top tier,
+    # in between to the middle one. Unset: the calibrated values (`tierroute calibrate`,
+    # router_dir/thresholds.json), else the model artifact's own.
+    haiku_max_score: float | None = None
+    opus_min_score: float | None = None
+    # The hybrid classifier asks the llm classifier when the local one is less sure.
+    hybrid_confidence: float = 0.8
+    # Trained versions and calibrated thresholds; unset means data_dir/router.
+    router_dir: Path | None = None
 
     # Per-call timeouts (seconds). The classifier must be quick or fall back.
     request_timeout_s: float = 120.0
@@ -73,18 +87,52 @@ class Settings(BaseSettings):
     # Without an entry a model gets the tier table's limits, except against the
     # simulator, which has no limits of its own to protect.
     rate_limit_overrides: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Celery's INFO line per task received and succeeded; off keeps the log readable.
+    log_each_task: bool = False
     # The most all keys together may spend per UTC day (None: no global limit); a key's
     # own limit is api_keys.daily_budget_usd. A job that would exceed one is rejected,
     # or with policy "downgrade" moved to the dearest cheaper tier that fits.
     daily_budget_usd: float | None = Field(default=None, gt=0)
     budget_policy: BudgetPolicy = BudgetPolicy.REJECT
+    # Batch mode (tierroute/batchapi): how often the classify workers' beat polls the
+    # Message Batches, what an errored, expired or cancelled request does ("live":
+    # run it live on its tier; "fail": fail the job with the reason), and where a
+    # batch is split (Anthropic's limits: 100,000 requests or 256 MB per batch).
+    batch_api_poll_s: float = Field(default=30.0, gt=0)
+    batch_api_failure_policy: Literal["live", "fail"] = "live"
+    batch_api_max_requests: int = Field(default=100_000, ge=1, le=100_000)
+    batch_api_max_bytes: int = Field(default=256_000_000, ge=1024, le=256_000_000)
+    # Prompt caching (tierroute/caching.py): while one job writes a cacheable prefix,
+    # the others with the same prefix retry after about cache_prime_wait_s; the
+    # writer's lock lapses after cache_prime_lock_s should it die.
+    cache_prime_wait_s: float = Field(default=0.5, gt=0)
+    cache_prime_lock_s: float = Field(default=30.0, gt=0)
 
-    @field_validator("confidence_threshold")
+    @field_validator("confidence_threshold", "hybrid_confidence")
     @classmethod
     def _threshold_in_unit_interval(cls, value: float) -> float:
         if not 0.0 <= value <= 1.0:
             raise ValueError("must be within [0, 1]")
         return value
+
+    @field_validator("haiku_max_score", "opus_min_score")
+    @classmethod
+    def _score_in_unit_interval(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError("must be within [0, 1]")
+        return value
+
+    @model_validator(mode="after")
+    def _score_thresholds_ordered(self) -> Settings:
+        low, high = self.haiku_max_score, self.opus_min_score
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"haiku_max_score ({low:g}) must not exceed opus_min_score ({high:g})")
+        return self
+
+    @property
+    def router_path(self) -> Path:
+        """Where trained router versions and calibrated thresholds live."""
+        return self.router_dir or self.data_dir / "router"
 
     @field_validator(
         "max_attempts", "default_max_tokens", "db_pool_size", "feeder_max_depth", "feeder_chunk"
@@ -141,12 +189,33 @@ class Settings(BaseSettings):
             raise ValueError(f"classifier {self.classifier!r} is not one of {KNOWN_CLASSIFIERS}")
         return self
 
+    @model_validator(mode="after")
+    def _rate_limits_have_a_redis(self) -> Settings:
+        # An unset broker means the embedded Redis, which the limiter can use.
+        if self.rate_limits and self.broker_url and not self.limiter_redis_url:
+            raise ValueError(
+                "rate_limits needs Redis: the broker is not Redis, so set TIERROUTE_REDIS_URL"
+            )
+        return self
+
+    @property
+    def broker_is_redis(self) -> bool:
+        """Whether the broker is Redis (its queues live in memory there)."""
+        return _is_redis(self.broker_url)
+
+    @property
+    def limiter_redis_url(self) -> str | None:
+        """The Redis that holds the shared rate limits: redis_url, else a Redis broker."""
+        if self.redis_url:
+            return self.redis_url
+        return self.broker_url if self.broker_is_redis else None
+
     @property
     def rate_limits_enabled(self) -> bool:
-        """Shared rate limits are on when asked for, or by default with a Redis broker."""
+        """Shared rate limits are on when asked for, or by default when there is a Redis."""
         if self.rate_limits is not None:
             return self.rate_limits
-        return (self.broker_url or "").startswith(("redis://", "rediss://", "unix://"))
+        return self.limiter_redis_url is not None
 
     @property
     def simulated(self) -> bool:
@@ -154,7 +223,11 @@ class Settings(BaseSettings):
         return self.anthropic_api_key is None
 
 
-KNOWN_CLASSIFIERS = ("llm",)
+def _is_redis(url: str | None) -> bool:
+    return (url or "").startswith(("redis://", "rediss://", "unix://"))
+
+
+KNOWN_CLASSIFIERS = ("llm", "local", "hybrid")
 # A lease outlives the longest call a task can make (the SDK timeout) by this much,
 # so it only expires when the task that took it is gone.
 LEASE_MARGIN_S = 30.0

@@ -45,6 +45,8 @@ class Feeder:
     max_depth: int = 5000
     chunk: int = 250
     idle_sleep_s: float = 0.1
+    # Runs before each round, e.g. a LostMessageWatch's check (tierroute/recovery.py).
+    before_round: Callable[[], object] | None = None
 
     def feed_once(self) -> int:
         """Send one chunk if the queue has room; returns how many jobs were sent."""
@@ -65,6 +67,8 @@ class Feeder:
         log.info("feeder started (max depth %d, chunk %d)", self.max_depth, self.chunk)
         while not stop.is_set():
             try:
+                if self.before_round is not None:
+                    self.before_round()
                 sent = self.feed_once()
             except Exception:
                 log.exception("feeder: sending failed; retrying in a second")

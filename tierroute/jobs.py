@@ -236,6 +236,10 @@ def job_view(job: Job) -> dict[str, Any]:
         "stop_reason": last.stop_reason if last else None,
         "input_tokens": sum(c.input_tokens for c in completions),
         "output_tokens": sum(c.output_tokens for c in completions),
+        "cache_creation_input_tokens": sum(c.cache_creation_input_tokens for c in completions),
+        "cache_read_input_tokens": sum(c.cache_read_input_tokens for c in completions),
+        # Answered in a Message Batch, billed at the 50 % batch rate.
+        "batch_api": any(c.batch_api for c in completions),
         "cost_usd": float(cost),
         "classifier_cost_usd": float(classifier_cost),
         "cost_if_opus_usd": float(cost_if_opus),
@@ -307,6 +311,7 @@ def batch_view(
         "cost_usd": float(cost),
         "cost_if_opus_usd": float(cost_if_opus),
         "created_at": batch.created_at.isoformat(),
+        "mode": batch.mode,
     }
 
 

@@ -23,7 +23,7 @@ CLAIM_FOR_CLASSIFY = f"""
        AND (status = 'queued'
             -- a classifier that died mid-call left its lease to expire
             OR (status = 'classifying' AND tier IS NULL AND {LEASE_EXPIRED}))
-    RETURNING prompt, system, force_tier, tier
+    RETURNING prompt, system, force_tier, tier, batch_api
 """
 
 # A re-driven job keeps the routing it already has: no second classifier call.
@@ -42,9 +42,9 @@ ROUTED = """
 
 INSERT_DECISION = """
     INSERT INTO routing_decisions (job_id, tier, proposed_tier, confidence, score, reasoning,
-                                   classifier, cost_ratio, fallback_reason)
+                                   classifier, classifier_version, cost_ratio, fallback_reason)
     VALUES (%(id)s, %(tier)s, %(proposed_tier)s, %(confidence)s, %(score)s, %(reasoning)s,
-            %(classifier)s, %(cost_ratio)s, %(fallback_reason)s)
+            %(classifier)s, %(classifier_version)s, %(cost_ratio)s, %(fallback_reason)s)
 """
 
 CLAIM_FOR_COMPLETE = f"""
@@ -52,6 +52,7 @@ CLAIM_FOR_COMPLETE = f"""
                     started_at = coalesce(started_at, now()),
                     lease_expires_at = now() + make_interval(secs => %(lease_s)s)
      WHERE id = %(id)s AND tier IS NOT NULL
+       AND NOT batch_api  -- a batch-mode job is answered by its Message Batch
        AND (status = 'classifying'
             -- a retry, or a worker that died mid-call and left its lease
             OR (status = 'running' AND {LEASE_EXPIRED}))
@@ -83,13 +84,24 @@ UNCLAIM_COMPLETE = """
      WHERE id = %(id)s AND status = 'running'
 """
 
+LEASE_LEFT = """
+    SELECT extract(epoch FROM lease_expires_at - now()) FROM jobs
+     WHERE id = %(id)s AND status IN ('classifying', 'running') AND lease_expires_at > now()
+"""
+
+CALL_RECORDED = """
+    SELECT 1 FROM model_calls WHERE job_id = %(job_id)s AND request_id = %(request_id)s
+"""
+
 INSERT_CALL = """
     INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,
                              cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
-                             cost_if_opus_usd, latency_ms, request_id, stop_reason, simulated)
+                             cost_if_opus_usd, latency_ms, request_id, stop_reason, simulated,
+                             batch_api, cache_savings_usd)
     VALUES (%(job_id)s, %(purpose)s, %(model)s, %(tier)s, %(input_tokens)s, %(output_tokens)s,
             %(cache_creation)s, %(cache_read)s, %(cost_usd)s, %(cost_if_opus_usd)s,
-            %(latency_ms)s, %(request_id)s, %(stop_reason)s, %(simulated)s)
+            %(latency_ms)s, %(request_id)s, %(stop_reason)s, %(simulated)s,
+            %(batch_api)s, %(cache_savings_usd)s)
 """
 
 
@@ -126,11 +138,27 @@ def record_decision(cur: Any, job_id: uuid.UUID, decision: RoutingDecision) -> b
             "score": decision.score,
             "reasoning": decision.reasoning,
             "classifier": decision.classifier,
+            "classifier_version": decision.version,
             "cost_ratio": decision.cost_ratio,
             "fallback_reason": decision.fallback_reason,
         },
     )
     return True
+
+
+def lease_left(cur: Any, job_id: uuid.UUID) -> float | None:
+    """Seconds left on an unfinished job's lease; None if it has none or it ran out."""
+    cur.execute(LEASE_LEFT, {"id": job_id})
+    row = cur.fetchone()
+    return float(row[0]) if row else None
+
+
+def call_recorded(cur: Any, job_id: uuid.UUID, request_id: str | None) -> bool:
+    """Whether this call (by the API's request id) is already stored for the job."""
+    if request_id is None:
+        return False
+    cur.execute(CALL_RECORDED, {"job_id": job_id, "request_id": request_id})
+    return cur.fetchone() is not None
 
 
 def claim_for_complete(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
@@ -187,5 +215,7 @@ def insert_call(cur: Any, record: CallRecord, job_id: uuid.UUID | None) -> None:
             "request_id": record.request_id,
             "stop_reason": record.stop_reason,
             "simulated": record.simulated,
+            "batch_api": record.batch_api,
+            "cache_savings_usd": record.cache_savings_usd,
         },
     )

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, replace
+from typing import Any
 
-from tierroute import budgets, jobstore
+from tierroute import budgets, caching, jobstore
 from tierroute.budgets import BudgetAction
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction
+from tierroute.dbretry import retrying_transaction
 from tierroute.errors import PermanentProviderError, RateLimited, RetryableProviderError
 from tierroute.limited import limited_call
 from tierroute.models import CallPurpose, JobStatus
@@ -46,6 +48,8 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
     RetryLater means the shared rate limiter held the classifier's call back; the
     job keeps waiting for its classifier rather than being routed without one.
     """
+    if rt.classifier.in_process:
+        return _classify_in_one_transaction(rt, job_id)
     lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
     # A claim lost in a crash is harmless (the message is redelivered and claims
     # again), so it does not wait for the WAL; the decision's commit does.
@@ -53,40 +57,82 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
         claimed = jobstore.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
-    prompt, system, force_tier, routed_tier = claimed
+    prompt, system, force_tier, routed_tier, batch_api = claimed
     if routed_tier is not None:  # re-driven after a failure: keep its routing
         with raw_transaction() as cur:
             jobstore.keep_route(cur, job_id)
-        return str(routed_tier)
+        # A batch-mode job waits for its Message Batch (tierroute/batchapi), not a queue.
+        return None if batch_api else str(routed_tier)
     try:
         decision = decide(rt, prompt, system, force_tier)
     except RateLimited as exc:
         with raw_transaction(flush_wal=False) as cur:
             jobstore.release_classify(cur, job_id)
         return _wait_for_limit(rt, exc)
+
+    def keep(cur: Any, retried: bool) -> str | None:
+        if retried:
+            status, routed = jobstore.tier_awaiting_run(cur, job_id)
+            if not (status == JobStatus.CLASSIFYING and routed is None):
+                # The try whose connection broke had committed (we hold the lease).
+                return str(routed) if status == JobStatus.CLASSIFYING else None
+        return _record(rt, cur, job_id, decision, prompt, system, batch_api)
+
+    # The classifier call is made and billed: its routing outlives a Postgres restart.
+    return retrying_transaction(keep)
+
+
+def _classify_in_one_transaction(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
+    # An in-process classifier (or a forced tier) answers in well under a millisecond
+    # and never waits on the network, so the job is claimed, routed and recorded in
+    # one transaction: one commit per job instead of two. Nothing is billed, so a
+    # Postgres restart simply fails the task, which retries from the start.
+    lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
     with raw_transaction() as cur:
-        if decision.call is not None:
-            jobstore.insert_call(cur, decision.call, job_id)  # billed, whatever happens next
-        verdict = rt.budgets.check(cur, job_id, decision.tier, prompt, system)
-        if verdict.tier is not None and verdict.tier != decision.tier:
-            downgraded = rt.tiers.get(verdict.tier)
-            decision = replace(
-                decision, tier=downgraded.name, cost_ratio=rt.tiers.cost_ratio(downgraded)
-            )
-        if not jobstore.record_decision(cur, job_id, decision):
-            log.info("classify: job %s was cancelled or routed meanwhile", job_id)
-            return None
-        if verdict.action is not None:
-            budgets.record(cur, job_id, verdict)
-            log.info("classify: job %s %s by budget: %s", job_id, verdict.action, verdict.reason)
-        if verdict.action is BudgetAction.REJECTED:
-            budgets.reject(cur, job_id, verdict)
-            return None
+        claimed = jobstore.claim_for_classify(cur, job_id, lease_s)
+        if claimed is None:
+            return _routed_tier_awaiting_run(cur, job_id)
+        prompt, system, force_tier, routed_tier, batch_api = claimed
+        if routed_tier is not None:  # re-driven after a failure: keep its routing
+            jobstore.keep_route(cur, job_id)
+            return None if batch_api else str(routed_tier)
+        decision = decide(rt, prompt, system, force_tier)
+        return _record(rt, cur, job_id, decision, prompt, system, batch_api)
+
+
+def _record(
+    rt: Runtime,
+    cur: Any,
+    job_id: uuid.UUID,
+    decision: RoutingDecision,
+    prompt: str,
+    system: str | None,
+    batch_api: bool,
+) -> str | None:
+    """Store the decision (and its billed call) under today's budgets; the tier to run on."""
+    if decision.call is not None:
+        jobstore.insert_call(cur, decision.call, job_id)  # billed, whatever happens next
+    verdict = rt.budgets.check(cur, job_id, decision.tier, prompt, system)
+    if verdict.tier is not None and verdict.tier != decision.tier:
+        downgraded = rt.tiers.get(verdict.tier)
+        decision = replace(
+            decision, tier=downgraded.name, cost_ratio=rt.tiers.cost_ratio(downgraded)
+        )
+    if not jobstore.record_decision(cur, job_id, decision):
+        log.info("classify: job %s was cancelled or routed meanwhile", job_id)
+        return None
+    if verdict.action is not None:
+        budgets.record(cur, job_id, verdict)
+        log.info("classify: job %s %s by budget: %s", job_id, verdict.action, verdict.reason)
+    if verdict.action is BudgetAction.REJECTED:
+        budgets.reject(cur, job_id, verdict)
+        return None
     log.debug("job %s routed to %s (%s)", job_id, decision.tier, decision.classifier)
-    return decision.tier
+    # A batch-mode job waits for its Message Batch (tierroute/batchapi), not a queue.
+    return None if batch_api else decision.tier
 
 
-def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | None:
+def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLater | None:
     # A redelivered message can still hand a routed job on: the first delivery may
     # have died between commit and enqueue. A duplicate complete is skipped by its lease.
     status, tier = jobstore.tier_awaiting_run(cur, job_id)
@@ -95,6 +141,8 @@ def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | None:
         return None
     if status == JobStatus.CLASSIFYING and tier is not None:
         return tier
+    if status == JobStatus.CLASSIFYING:
+        return _held(job_id, jobstore.lease_left(cur, job_id))
     log.info("classify: job %s is %s; nothing to do", job_id, status)
     return None
 
@@ -104,6 +152,9 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
     with raw_transaction(flush_wal=False) as cur:  # a claim, as in classify_job
         claimed = jobstore.claim_for_complete(cur, job_id, lease_s)
+        held_s = jobstore.lease_left(cur, job_id) if claimed is None else None
+    if held_s is not None:
+        return _held(job_id, held_s)
     if claimed is None:
         log.info("complete: job %s is finished, cancelled or held by another worker", job_id)
         return None
@@ -111,13 +162,18 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     tier = rt.tiers.get(tier_name)
     params = build_completion_params(tier, prompt, system, max_tokens, thinking_override)
     try:
-        result = limited_call(
-            rt.limiter(),
-            rt.client,
+        # Priming makes jobs sharing a cacheable prefix wait (CacheWarming) for the first.
+        result = caching.primed(
+            rt,
             params,
-            purpose=CallPurpose.COMPLETE,
-            tiers=rt.tiers,
-            simulated=rt.settings.simulated,
+            lambda: limited_call(
+                rt.limiter(),
+                rt.client,
+                params,
+                purpose=CallPurpose.COMPLETE,
+                tiers=rt.tiers,
+                simulated=rt.settings.simulated,
+            ),
         )
     except RateLimited as exc:
         # Not an attempt: no call was made, so waiting never moves a job towards dead.
@@ -130,9 +186,15 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
         with raw_transaction() as cur:
             jobstore.finish(cur, job_id, JobStatus.FAILED, error=exc.detail)
         return None
-    with raw_transaction() as cur:
+
+    def keep(cur: Any, retried: bool) -> None:
+        if retried and jobstore.call_recorded(cur, job_id, result.record.request_id):
+            return  # the try whose connection broke had committed
         jobstore.insert_call(cur, result.record, job_id)
         jobstore.finish(cur, job_id, JobStatus.SUCCEEDED, result_text=result.text)
+
+    # The call is made and billed: its result outlives a Postgres restart.
+    retrying_transaction(keep)
     return None
 
 
@@ -152,6 +214,14 @@ def _after_transient_failure(
     with raw_transaction() as cur:
         jobstore.release_for_retry(cur, job_id, reason)
     return RetryLater(delay_s=delay, reason=reason)
+
+
+def _held(job_id: uuid.UUID, left_s: float | None) -> RetryLater:
+    # Another worker holds the job, or a dead one whose lease has not run out (a
+    # message redelivered early: RabbitMQ, a killed prefork child). Dropping this
+    # message could leave the job with none, so look again once the lease is over.
+    delay = (left_s or 0.0) + 1.0
+    return RetryLater(delay_s=delay, reason=f"job {job_id} is leased; retrying in {delay:.1f}s")
 
 
 def _wait_for_limit(rt: Runtime, exc: RateLimited) -> RetryLater:

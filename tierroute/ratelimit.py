@@ -2,16 +2,17 @@
 
 Three token buckets per model live in one Redis hash and change in one Lua script,
 so concurrent workers can neither overdraw a bucket nor see half an update. Buckets
-refill continuously at limit/60 per second and hold at most `burst_s` seconds of
-refill, and never less than one unit. The default, 0, paces calls evenly: Anthropic
-may enforce a per-minute limit over shorter intervals, so pacing avoids its 429s, and
-no 60 s window then holds more than the limit. A request bigger than a bucket's
-capacity is admitted when the bucket is full and leaves it in debt, so the average
-rate still holds.
+refill continuously at limit/61 per second (see PACING_PERIOD_S) and hold at most
+`burst_s` seconds of refill, and never less than one unit. The default, 0, paces
+calls evenly: Anthropic may enforce a per-minute limit over shorter intervals, so
+pacing avoids its 429s, and no 60 s window then holds more than the limit. A request
+bigger than a bucket's capacity is admitted when the bucket is full and leaves it in
+debt, so the average rate still holds.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from tierroute.config import Settings
 from tierroute.errors import ConfigurationError
 from tierroute.tiers import TierTable
 
+log = logging.getLogger(__name__)
+
 # Characters per token for the up-front input estimate. English averages about 4;
 # the estimate is corrected with the real usage after the call (see `adjust`).
 CHARS_PER_TOKEN = 4
@@ -31,10 +34,22 @@ CHARS_PER_TOKEN = 4
 INPUT_OVERHEAD_TOKENS = 8
 KEY_PREFIX = "tierroute:rl"
 LIMIT_NAMES = ("requests", "input tokens", "output tokens")
+# Waits are counted in Redis, since they happen in worker processes and /metrics is
+# served by the API. Not under KEY_PREFIX: counters must outlive the buckets.
+WAITS_KEY = "tierroute:metrics:ratelimit_waits"
+WAIT_SECONDS_KEY = "tierroute:metrics:ratelimit_wait_seconds"
+WAIT_LABELS = {"1": "requests", "2": "input_tokens", "3": "output_tokens", "cooldown": "cooldown"}
+
+# A bucket refills a minute's limit over this many seconds, not 60. A call reaches the
+# API a little after its admission, some later than others; with calls paced 60/61 s
+# apart, one call may be delayed a second more than another and still no 60 s window
+# at the API holds more than the limit (tests/reliability/test_rate_limit_window.py).
+PACING_PERIOD_S = 61
 
 # KEYS: bucket hash, cooldown key. ARGV: rpm, itpm, otpm (0 = unlimited), burst_s,
 # then per bucket the amount to charge (acquire) or to give back (adjust; negative
-# charges more), then the mode. Returns {wait_ms, reason}; wait_ms 0 means admitted.
+# charges more), then the mode, then PACING_PERIOD_S. Returns {wait_ms, reason};
+# wait_ms 0 means admitted.
 # Redis's own clock (TIME) is the one clock every process agrees on.
 SCRIPT = """
 local mode = ARGV[8]
@@ -52,7 +67,7 @@ local wait, reason = 0, ''
 for i = 1, 3 do
   local limit = tonumber(ARGV[i])
   if limit > 0 then
-    local rate = limit / 60000
+    local rate = limit / (1000 * tonumber(ARGV[9]))
     local cap = math.max(limit * burst_s / 60, 1)
     local level = math.min(cap, (tonumber(state[i + 1]) or cap) + elapsed * rate)
     local amount = tonumber(ARGV[i + 4])
@@ -135,10 +150,38 @@ class RateLimiter:
             return Admission(0.0)
         code = reason.decode() if isinstance(reason, bytes) else str(reason)
         name = "cooldown after a 429" if code == "cooldown" else LIMIT_NAMES[int(code) - 1]
+        self._count_wait(model, WAIT_LABELS.get(code, code), int(wait_ms) / 1000)
         return Admission(int(wait_ms) / 1000, f"{model}: {name}")
+
+    def _count_wait(self, model: str, limit: str, wait_s: float) -> None:
+        field = f"{model}|{limit}"
+        try:
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.hincrby(WAITS_KEY, field, 1)
+            pipe.hincrbyfloat(WAIT_SECONDS_KEY, field, wait_s)
+            pipe.execute()
+        except redis.RedisError as exc:  # a lost count must not fail the admission
+            log.warning("rate limiter: could not count a wait for %s: %s", model, exc)
+
+    def wait_counts(self) -> dict[tuple[str, str], tuple[int, float]]:
+        """Waits the limiter has imposed, by (model, limit): (times, seconds asked)."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hgetall(WAITS_KEY)
+        pipe.hgetall(WAIT_SECONDS_KEY)
+        counts, seconds = pipe.execute()
+        waits = {}
+        for raw_field, raw_count in counts.items():
+            field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            model, _, limit = field.rpartition("|")
+            waits[(model, limit)] = (int(raw_count), float(seconds.get(raw_field, 0.0)))
+        return waits
 
     def adjust(self, model: str, input_tokens: int = 0, output_tokens: int = 0) -> None:
         """Give back tokens charged but unused; a negative amount charges the shortfall."""
+        limits = self.limits(model)
+        # An unlimited bucket has nothing to give back: skip the round trip.
+        input_tokens = input_tokens if limits.itpm else 0
+        output_tokens = output_tokens if limits.otpm else 0
         if input_tokens or output_tokens:
             self._run(model, "adjust", 0, input_tokens, output_tokens)
 
@@ -160,7 +203,7 @@ class RateLimiter:
     def _run(self, model: str, mode: str, requests: int, inp: int, out: int) -> Any:
         keys = [f"{KEY_PREFIX}:{model}", f"{KEY_PREFIX}:{model}:cooldown"]
         args: list[str | int | float] = [*self.limits(model).args(), self._burst_s]
-        args += [requests, inp, out, mode]
+        args += [requests, inp, out, mode, PACING_PERIOD_S]
         return self._script(keys=keys, args=args)
 
 
@@ -195,14 +238,16 @@ class SharedLimiter:
         self._limiter: RateLimiter | None = None
 
     def get(self) -> RateLimiter | None:
-        """The limiter, or None when rate limits are off (or there is no broker)."""
+        """The limiter, or None when rate limits are off (or there is no Redis)."""
         settings = self._settings
-        if not settings.rate_limits_enabled or not settings.broker_url:
+        url = settings.limiter_redis_url
+        if not settings.rate_limits_enabled or not url:
             return None
         with self._lock:
             if self._limiter is None:
-                # The broker's Redis: every worker already reaches it, so no new service.
-                self._client = redis.Redis.from_url(settings.broker_url, socket_timeout=5)
+                # The broker's Redis unless TIERROUTE_REDIS_URL names another (RabbitMQ
+                # brokers): every worker already reaches it, so no new service.
+                self._client = redis.Redis.from_url(url, socket_timeout=5)
                 limits = limits_by_model(
                     self._tiers, settings.rate_limit_overrides, use_table=not settings.simulated
                 )

@@ -12,6 +12,20 @@ from tierroute.tiers import EFFORT_LEVELS, default_tier_table
 MAX_PROMPT_CHARS = 800_000  # ~200k tokens: the tier models' context window
 
 
+def reject_nul(value: Any) -> Any:
+    """`value` unchanged, or ValueError if a string in it holds NUL, which Postgres cannot store."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key)
+            reject_nul(item)
+    elif isinstance(value, list):
+        for item in value:
+            reject_nul(item)
+    return value
+
+
 class ThinkingOverride(BaseModel):
     """A request's own thinking settings; tiers apply only what their model supports."""
 
@@ -36,6 +50,11 @@ class JobSpec(BaseModel):
     force_tier: int | str | None = None
     thinking: ThinkingOverride | None = None
     metadata: dict[str, Any] | None = None
+
+    @field_validator("prompt", "system", "metadata")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return reject_nul(value)
 
     @field_validator("prompt")
     @classmethod

@@ -45,6 +45,10 @@ class StackOptions:
     # Measured: threads beat gevent here (README, "Measured figures").
     pool: str = "threads"
     simulator_env: dict[str, str] = field(default_factory=dict)
+    # Tier worker processes (nodes tiers, tiers2, …), and extra environment
+    # (TIERROUTE_* settings) for the API, the workers and Flower.
+    tier_workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -60,6 +64,8 @@ class RunningStack:
     flower_auth: str | None
     children: list[Child]
     log_dir: Path
+    # What every child was started with (URLs and StackOptions.env).
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _worker_argv(queues: str, node: str, concurrency: int, pool: str) -> list[str]:
@@ -88,6 +94,24 @@ def _wait_for_workers(
         client.close()
 
 
+def _start_tier_worker(
+    env: dict[str, str], options: StackOptions, node: str, log_dir: Path
+) -> Child:
+    return start_child(
+        f"worker-{node}",
+        _worker_argv("haiku,sonnet,opus", node, options.tier_concurrency, options.pool),
+        {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["tiers"])},
+        log_dir,
+    )
+
+
+def add_tier_worker(running: RunningStack, options: StackOptions, node: str) -> Child:
+    """Start one more tier worker on a running stack (e.g. replacing a killed one)."""
+    child = _start_tier_worker(running.env, options, node, running.log_dir)
+    running.children.append(child)
+    return child
+
+
 @contextlib.contextmanager
 def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStack]:
     """Start every component, yield their URLs, and stop them all on exit."""
@@ -104,7 +128,11 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
         try:
             upgrade(database_url)
             api_key = issue_key(database_url, f"stack {options.data_dir.name}")
-            env = {"TIERROUTE_DATABASE_URL": database_url, "TIERROUTE_BROKER_URL": broker_url}
+            env = {
+                **options.env,
+                "TIERROUTE_DATABASE_URL": database_url,
+                "TIERROUTE_BROKER_URL": broker_url,
+            }
             simulator_url = None
             if settings.simulated and not settings.anthropic_base_url:
                 sim_port = free_port()
@@ -136,13 +164,9 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                     {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["classify"])},
                     log_dir,
                 ),
-                start_child(
-                    "worker-tiers",
-                    _worker_argv(
-                        "haiku,sonnet,opus", "tiers", options.tier_concurrency, options.pool
-                    ),
-                    {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["tiers"])},
-                    log_dir,
+                *(
+                    _start_tier_worker(env, options, "tiers" if n == 1 else f"tiers{n}", log_dir)
+                    for n in range(1, options.tier_workers + 1)
                 ),
             ]
             children.extend(workers)
@@ -172,6 +196,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 flower_auth=flower_auth,
                 children=children,
                 log_dir=log_dir,
+                env=env,
             )
         finally:
             # Workers first, so nothing is mid-task when the API and services go.

@@ -29,14 +29,30 @@ def _broker_url() -> str:
     return url
 
 
+def transport_options(visibility_timeout_s: float, broker_is_redis: bool) -> dict[str, Any]:
+    """Broker transport options: Redis's redelivery of messages a dead worker held."""
+    if not broker_is_redis:
+        return {}  # RabbitMQ redelivers a dead consumer's messages at once
+    return {
+        # Settings checks that it outlasts every lease and retry countdown.
+        "visibility_timeout": visibility_timeout_s,
+        # kombu looks for messages past their visibility timeout only every interval ×
+        # throttle seconds (10 × 10 by default); a scan is one cheap ZRANGE, so scan
+        # every few seconds and a killed worker's messages come back soon after it.
+        "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout_s / 20)),
+        "unacked_restore_throttle": 1,
+    }
+
+
 app = Celery("tierroute")
 # Read lazily, when Celery first needs its configuration (worker start, first send),
 # so importing this module needs no environment.
 app.add_defaults(
     lambda: {
         "broker_url": _broker_url(),
-        # Settings checks that it outlasts every lease and retry countdown.
-        "broker_transport_options": {"visibility_timeout": get_settings().visibility_timeout_s},
+        "broker_transport_options": transport_options(
+            get_settings().visibility_timeout_s, get_settings().broker_is_redis
+        ),
     }
 )
 app.conf.update(
@@ -74,10 +90,21 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
     # Fail at startup, not on the first task, when settings or the DB are wrong.
     runtime = get_runtime(role=role)
     settings = runtime.settings
+    if not settings.log_each_task:
+        # Celery logs "received" and "succeeded" for every task: at hundreds of tasks a
+        # second that is most of the log and a measurable share of a worker's CPU.
+        # Failures and retries still log; Flower shows every task.
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     if "classify" in queues and settings.feeder:
         from worker import feeder
 
-        _feeder_stop = feeder.start(app, settings.feeder_max_depth, settings.feeder_chunk)
+        _feeder_stop = feeder.start(
+            app,
+            settings.feeder_max_depth,
+            settings.feeder_chunk,
+            redis_broker_url=settings.broker_url if settings.broker_is_redis else None,
+        )
         log.info("feeder running in this classify worker")
 
 

@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import uuid
 
 from celery import Task
 
+from tierroute.dbretry import DATABASE_ERRORS
 from tierroute.pipeline import RetryLater, classify_job, complete_job
 from tierroute.runtime import get_runtime
 from worker.celery_app import app
 
 CLASSIFY = "tierroute.classify"
 COMPLETE = "tierroute.complete"
+# While Postgres is unreachable (restart, failover) a task waits this long, ±50 %,
+# and tries again; it is not an attempt, since nothing was wrong with the job.
+DATABASE_RETRY_S = 2.0
+
+log = logging.getLogger(__name__)
+
+
+def _database_retry(task: Task, exc: Exception) -> Exception:
+    countdown = DATABASE_RETRY_S * random.uniform(0.5, 1.5)
+    log.warning("%s: database unavailable (%s); retrying in %.1fs", task.name, exc, countdown)
+    return task.retry(countdown=countdown, max_retries=None)
 
 
 @app.task(name=CLASSIFY, bind=True, max_retries=None)
 def classify(self: Task, job_id: str) -> None:
     """Route a job, then enqueue its completion on its tier's queue."""
-    tier = classify_job(get_runtime(), uuid.UUID(job_id))
-    if isinstance(tier, RetryLater):  # the shared rate limiter held the classifier back
+    try:
+        tier = classify_job(get_runtime(), uuid.UUID(job_id))
+    except DATABASE_ERRORS as exc:
+        raise _database_retry(self, exc) from exc
+    if isinstance(tier, RetryLater):  # rate limited, or another worker holds the job
         raise self.retry(countdown=tier.delay_s, max_retries=None)
     if tier is not None:
         complete.apply_async(args=[job_id], queue=tier)
@@ -27,7 +44,10 @@ def classify(self: Task, job_id: str) -> None:
 @app.task(name=COMPLETE, bind=True, max_retries=None)
 def complete(self: Task, job_id: str) -> None:
     """Answer a job on its tier; transient API errors retry after the server's delay."""
-    retry = complete_job(get_runtime(), uuid.UUID(job_id))
+    try:
+        retry = complete_job(get_runtime(), uuid.UUID(job_id))
+    except DATABASE_ERRORS as exc:
+        raise _database_retry(self, exc) from exc
     if retry is not None:
         # Attempts are counted and capped in Postgres, not by Celery.
         raise self.retry(countdown=retry.delay_s, max_retries=None)

@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
-from api.schemas import JobAccepted, RatingIn, RatingOut
+from api.schemas import JobAccepted, RatingIn, RatingOut, error_responses
 from tierroute.db import session_scope
 from tierroute.jobs import (
     claim_for_enqueue,
@@ -26,13 +26,18 @@ from tierroute.jobs import (
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(400, 401, 404))
 log = logging.getLogger(__name__)
 # What a publish raises when the broker is away (kombu wraps redis and socket errors).
 BROKER_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 
 
-@router.post("", status_code=202, response_model=JobAccepted)
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobAccepted,
+    responses={200: {"model": JobAccepted, "description": "the job this Idempotency-Key made"}},
+)
 def submit_job(
     spec: JobSpec,
     caller: CallerKey,
@@ -68,7 +73,9 @@ def _send_now(enqueuer: Enqueuer, job_id: uuid.UUID) -> None:
         log.warning("job %s stored; broker unreachable (%s), the feeder will send it", job_id, exc)
 
 
-@router.post("/{job_id}/retry", status_code=202, response_model=JobAccepted)
+@router.post(
+    "/{job_id}/retry", status_code=202, response_model=JobAccepted, responses=error_responses(409)
+)
 def retry(
     job_id: str, caller: CallerKey, enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)]
 ) -> JobAccepted:
@@ -87,7 +94,9 @@ def read_job(job_id: str, caller: CallerKey) -> dict[str, Any]:
         return job_view(get_job(session, parse_id("job", job_id), api_key_id=caller))
 
 
-@router.post("/{job_id}/rating", status_code=201, response_model=RatingOut)
+@router.post(
+    "/{job_id}/rating", status_code=201, response_model=RatingOut, responses=error_responses(409)
+)
 def rate(job_id: str, body: RatingIn, caller: CallerKey) -> RatingOut:
     """Record a satisfaction rating in [0, 1] for a succeeded job."""
     with session_scope() as session:

@@ -7,33 +7,30 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt
-from api.metrics import refresh_job_gauges
+from api.metrics import render_metrics
 from api.queue import Enqueuer
-from api.schemas import Health, RouteIn, RouteOut
+from api.schemas import Health, RouteIn, RouteOut, error_responses
 from tierroute.db import raw_transaction, session_scope
-from tierroute.errors import InvalidInput
 from tierroute.jobstore import insert_call
 from tierroute.pipeline import decide
 from tierroute.report import build_report
 from tierroute.runtime import Runtime
-from tierroute.specs import JobSpec
+from tierroute.specs import parse_spec
 
 router = APIRouter(tags=["system"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/v1/route", response_model=RouteOut)
+@router.post("/v1/route", response_model=RouteOut, responses=error_responses(400, 401))
 def route(body: RouteIn, _: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
     """The routing decision for a prompt; nothing is executed. A classifier call is billed."""
-    try:
-        spec = JobSpec(prompt=body.prompt, system=body.system, force_tier=body.force_tier)
-    except ValueError as exc:
-        raise InvalidInput("body", str(exc).splitlines()[-1].strip()) from None
+    # Names the field at fault, as for a job ("body: force_tier: 7 is not a tier").
+    spec = parse_spec(body.model_dump(), "body")
     forced = None if spec.force_tier is None else str(spec.force_tier)
     decision = decide(rt, spec.prompt, spec.system, forced)
     if decision.call is not None:
@@ -46,20 +43,25 @@ def route(body: RouteIn, _: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) 
         score=decision.score,
         reasoning=decision.reasoning,
         classifier=decision.classifier,
+        version=decision.version,
         cost_ratio=decision.cost_ratio,
         fallback_reason=decision.fallback_reason,
         simulated=rt.settings.simulated,
     )
 
 
-@router.get("/v1/report")
+@router.get("/v1/report", responses=error_responses(401))
 def report(caller: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> dict[str, Any]:
     """Distribution by tier, cost, cost if all Opus, savings and quality of the caller's jobs."""
     with session_scope() as session:
         return build_report(session, rt.tiers, api_key_id=caller)
 
 
-@router.get("/healthz", response_model=Health)
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "Postgres or the broker is unreachable"}},
+)
 def healthz(
     rt: Annotated[Runtime, Depends(get_rt)],
     enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
@@ -88,8 +90,9 @@ def healthz(
 
 
 @router.get("/metrics")
-def metrics() -> Response:
-    """Prometheus metrics: jobs by status and request counts."""
-    with session_scope() as session:
-        refresh_job_gauges(session)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+def metrics(
+    rt: Annotated[Runtime, Depends(get_rt)],
+    enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
+) -> Response:
+    """Prometheus metrics: jobs, USD, tokens, call latency, queue depth, limiter waits."""
+    return Response(render_metrics(rt, enqueuer), media_type=CONTENT_TYPE_LATEST)

@@ -18,15 +18,25 @@ from tierroute.procs import free_port
 from tierroute.stack import RunningStack, StackOptions, run_stack
 
 FLOWER_AUTH = ("flower", "e2e-secret")
+# Tests marked with this run once per broker; the others on Redis only.
+ON_EVERY_BROKER = pytest.mark.parametrize("stack", ["redis", "amqp"], indirect=True)
 
 
-@pytest.fixture(scope="module")
-def stack(services: Services) -> Iterator[RunningStack]:
+@pytest.fixture(scope="module", params=["redis"])
+def stack(request: pytest.FixtureRequest, services: Services) -> Iterator[RunningStack]:
+    """The whole stack on Redis, or on RabbitMQ (`amqp`) with the limiter on Redis."""
     truncate_all(services.database_url)
+    # The lesson-example and /v1/route tests check the Haiku classifier's decisions.
+    env: dict[str, str] = {"TIERROUTE_CLASSIFIER": "llm"}
+    broker_url = services.broker_url
+    if request.param == "amqp":
+        broker_url = request.getfixturevalue("amqp_broker")
+        # The shared rate limiter keeps its buckets in Redis, which RabbitMQ is not.
+        env["TIERROUTE_REDIS_URL"] = services.broker_url
     settings = Settings().model_copy(
         update={
             "database_url": services.database_url,
-            "broker_url": services.broker_url,
+            "broker_url": broker_url,
             "anthropic_api_key": None,
             "anthropic_base_url": None,
         }
@@ -39,6 +49,7 @@ def stack(services: Services) -> Iterator[RunningStack]:
         flower_auth=":".join(FLOWER_AUTH),
         classify_concurrency=4,
         tier_concurrency=8,
+        env=env,
     )
     try:
         with run_stack(settings, options) as running:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
-from tests.e2e.conftest import FLOWER_AUTH, wait_for_batch, wait_for_job
+from tests.e2e.conftest import FLOWER_AUTH, ON_EVERY_BROKER, wait_for_batch, wait_for_job
 from tierroute.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
@@ -26,6 +26,7 @@ LESSON_EXAMPLES = {
 }
 
 
+@ON_EVERY_BROKER
 def test_health_says_database_and_broker_are_up(api: httpx.Client) -> None:
     health = api.get("/healthz")
     assert health.status_code == 200
@@ -33,6 +34,7 @@ def test_health_says_database_and_broker_are_up(api: httpx.Client) -> None:
     assert health.json()["simulated"] is True
 
 
+@ON_EVERY_BROKER
 def test_lesson_examples_succeed_on_their_tiers(api: httpx.Client) -> None:
     ids = {}
     for tier, prompt in LESSON_EXAMPLES.items():
@@ -84,6 +86,7 @@ def test_unknown_job_is_a_404(api: httpx.Client, job_id: str) -> None:
     assert response.json()["error"] == "not_found" and job_id in response.json()["detail"]
 
 
+@ON_EVERY_BROKER
 def test_idempotency_key_returns_the_first_job(api: httpx.Client) -> None:
     headers = {"Idempotency-Key": "e2e-once"}
     first = api.post("/v1/jobs", json={"prompt": "What is 2+2?"}, headers=headers)
@@ -92,6 +95,7 @@ def test_idempotency_key_returns_the_first_job(api: httpx.Client) -> None:
     assert first.json()["id"] == second.json()["id"]
 
 
+@ON_EVERY_BROKER
 def test_batch_runs_and_streams_results(api: httpx.Client) -> None:
     lines = [{"prompt": f"Convert {n} km to miles.", "force_tier": 1 + n % 3} for n in range(9)]
     body = "\n".join(json.dumps(line) for line in lines).encode()

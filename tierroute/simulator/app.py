@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tierroute.simulator.batches import install as install_batches
+from tierroute.simulator.cache import apply_to_usage
 from tierroute.simulator.config import TIMEOUT_CODE, SimulatorConfig
 from tierroute.simulator.faults import error_response, fault_response, wait_unless_disconnected
 from tierroute.simulator.reply import build_reply, message_body
@@ -59,6 +61,7 @@ async def create_message(request: Request) -> Response:
     model = model if isinstance(model, str) and model else "unknown"
     config = state.config
     client = request.headers.get(CLIENT_HEADER) or None
+    state.arrived(model)
     state.started(client)
     status: int = 500
     usage: tuple[int, int] | None = None
@@ -82,6 +85,9 @@ async def create_message(request: Request) -> Response:
         reply = build_reply(parsed, body, config, input_tokens)
         latency = state.latency_s(model, reply.output_tokens)
         message = message_body(parsed, body, reply, input_tokens)
+        # A prefix this request writes is readable once it has answered (simulator/cache.py).
+        cached = request.app.state.prompt_cache.use(parsed.model, body, state.table, latency)
+        apply_to_usage(message["usage"], cached)
         usage = (input_tokens, reply.output_tokens)
         headers = {"request-id": request_id}
         if parsed.stream:
@@ -159,6 +165,15 @@ async def get_stats(request: Request) -> Response:
     return JSONResponse(_state(request).snapshot())
 
 
+async def get_requests(request: Request) -> Response:
+    """GET /_sim/requests[?model=M]: arrival time (unix seconds) and model of each request.
+
+    Kept since the last reset (the latest 100,000), so a test can count calls per window.
+    """
+    log = _state(request).arrival_log(request.query_params.get("model") or None)
+    return JSONResponse({"requests": [{"t": t, "model": model} for t, model in log]})
+
+
 async def reset(request: Request) -> Response:
     """POST /_sim/reset: clear stats, restart faults, restore the startup config.
 
@@ -200,9 +215,11 @@ def create_app(config: SimulatorConfig | None = None) -> Starlette:
             Route("/_sim/config", get_config, methods=["GET"]),
             Route("/_sim/config", set_config, methods=["POST"]),
             Route("/_sim/stats", get_stats, methods=["GET"]),
+            Route("/_sim/requests", get_requests, methods=["GET"]),
             Route("/_sim/reset", reset, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
     )
     app.state.sim = SimulatorState(config if config is not None else SimulatorConfig())
+    install_batches(app)  # Message Batches and the prompt cache (simulator/batches.py)
     return app

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 from typing import Any
 
 from tierroute.simulator.config import TIMEOUT_CODE, SimulatorConfig
@@ -15,6 +16,8 @@ CLIENT_CLOSED = 499
 # Request header naming the calling process (e.g. "tiers-1234"), so a benchmark can
 # tell how many calls one worker process keeps in flight.
 CLIENT_HEADER = "x-tierroute-client"
+# Arrival times kept for GET /_sim/requests (rate-limit tests count calls per window).
+ARRIVALS_KEPT = 100_000
 
 
 class Stats:
@@ -31,6 +34,8 @@ class Stats:
         self.peak_in_flight = 0
         self.in_flight_by_client: defaultdict[str, int] = defaultdict(int)
         self.peak_in_flight_by_client: defaultdict[str, int] = defaultdict(int)
+        # (unix time, model) of each /v1/messages request as it arrived.
+        self.arrivals: deque[tuple[float, str]] = deque(maxlen=ARRIVALS_KEPT)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy for GET /_sim/stats."""
@@ -133,6 +138,16 @@ class SimulatorState:
         millis = config.latency_for(model) * factor
         millis += config.latency_per_output_token_ms * output_tokens
         return max(0.0, millis) / 1000.0
+
+    def arrived(self, model: str) -> None:
+        """Log a /v1/messages request's arrival time, whatever its outcome."""
+        with self._lock:
+            self.stats.arrivals.append((time.time(), model))
+
+    def arrival_log(self, model: str | None = None) -> list[tuple[float, str]]:
+        """Arrival times (unix seconds) and models, oldest first; one model's if given."""
+        with self._lock:
+            return [a for a in self.stats.arrivals if model is None or a[1] == model]
 
     def started(self, client: str | None = None) -> None:
         """A /v1/messages request began: bump the in-flight gauges (also `client`'s)."""

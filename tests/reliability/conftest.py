@@ -1,0 +1,177 @@
+"""Reliability tests: real processes and services, killed and restarted mid-batch.
+
+Each test starts its own stack (tierroute.stack, as `tierroute up` does) with
+settings that make recovery quick, submits a batch over HTTP and then reads the
+outcome from Postgres, which keeps answering while the API or broker is away.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from tests.conftest import truncate_all
+from tierroute.config import Settings
+from tierroute.migrate import upgrade
+from tierroute.procs import free_port
+from tierroute.stack import RunningStack, StackOptions, run_stack
+
+# Leases are request timeout + 30 s (config.LEASE_MARGIN_S); Redis hands a dead
+# worker's messages to another after the visibility timeout, which must outlast them.
+QUICK_RECOVERY_ENV = {
+    "TIERROUTE_REQUEST_TIMEOUT_S": "3",
+    "TIERROUTE_CLASSIFY_TIMEOUT_S": "3",
+    "TIERROUTE_VISIBILITY_TIMEOUT_S": "40",
+    "TIERROUTE_RETRY_BACKOFF_MAX_S": "20",
+}
+MODELS = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-6", "opus": "claude-opus-4-6"}
+
+
+def latency_env(**ms_by_tier: int) -> dict[str, str]:
+    """Simulator environment giving each tier's model a fixed latency."""
+    latency = {MODELS[tier]: ms for tier, ms in ms_by_tier.items()}
+    return {"TIERROUTE_SIM_LATENCY_MS": json.dumps(latency)}
+
+
+def plain_url(database_url: str) -> str:
+    return database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@contextmanager
+def reliability_stack(
+    database_url: str,
+    broker_url: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    simulator_env: Mapping[str, str] | None = None,
+    tier_workers: int = 1,
+    tier_concurrency: int = 16,
+    classify_concurrency: int = 16,
+) -> Iterator[tuple[RunningStack, StackOptions]]:
+    """A stack on these services, starting from empty tables and an empty Redis db."""
+    upgrade(database_url)  # a private Postgres starts empty
+    truncate_all(database_url)
+    if broker_url.startswith("redis://"):
+        redis.Redis.from_url(broker_url).flushdb()
+    settings = Settings().model_copy(
+        update={
+            "database_url": database_url,
+            "broker_url": broker_url,
+            "anthropic_api_key": None,
+            "anthropic_base_url": None,
+        }
+    )
+    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-reliability-"))
+    options = StackOptions(
+        data_dir=data_dir,
+        api_port=free_port(),
+        classify_concurrency=classify_concurrency,
+        tier_concurrency=tier_concurrency,
+        tier_workers=tier_workers,
+        env={**QUICK_RECOVERY_ENV, **(env or {})},
+        simulator_env=dict(simulator_env or {}),
+    )
+    try:
+        with run_stack(settings, options) as running:
+            yield running, options
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def prompts(count: int, **fields: object) -> list[dict[str, object]]:
+    """Varied prompts, so the classifier spreads them over the three tiers."""
+    kinds = (
+        "Convert {n} kilometres to miles.",
+        "Write a Python function that returns the {n}th Fibonacci number, with tests.",
+        "Review this distributed system architecture for scalability bottlenecks, consistency "
+        "trade-offs and failure modes: {n} API nodes, one Postgres primary, Kafka between them.",
+    )
+    return [{"prompt": kinds[n % 3].format(n=n), **fields} for n in range(count)]
+
+
+def submit_batch(stack: RunningStack, lines: list[dict[str, object]]) -> str:
+    body = "\n".join(json.dumps(line) for line in lines).encode()
+    response = httpx.post(
+        f"{stack.api_url}/v1/batches",
+        content=body,
+        headers={
+            "Authorization": f"Bearer {stack.api_key}",
+            "content-type": "application/x-ndjson",
+        },
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def query(database_url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Rows of one query on a fresh connection (survives a Postgres restart)."""
+    with psycopg.connect(plain_url(database_url), connect_timeout=5) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def status_counts(database_url: str, batch_id: str) -> dict[str, int]:
+    rows = query(
+        database_url, "SELECT status, count(*) FROM jobs WHERE batch_id = %s GROUP BY 1", batch_id
+    )
+    return {str(status): int(n) for status, n in rows}
+
+
+FINISHED = ("succeeded", "failed", "dead", "cancelled")
+
+
+def wait_for_batch(database_url: str, batch_id: str, count: int, timeout_s: float) -> float:
+    """Seconds until every job of the batch finished; fails with the counts otherwise."""
+    began = time.monotonic()
+    counts: dict[str, int] = {}
+    while time.monotonic() - began < timeout_s:
+        try:
+            counts = status_counts(database_url, batch_id)
+        except psycopg.OperationalError:
+            counts = {"(postgres unreachable)": 0}
+        if sum(counts.get(s, 0) for s in FINISHED) >= count:
+            return time.monotonic() - began
+        time.sleep(0.5)
+    pytest.fail(f"batch {batch_id} did not finish in {timeout_s:.0f}s: {counts}")
+
+
+def complete_calls_by_job(database_url: str, batch_id: str) -> dict[str, int]:
+    """Stored completion calls (model_calls, purpose complete) per job of the batch."""
+    rows = query(
+        database_url,
+        "SELECT j.id::text, count(c.id) FROM jobs j LEFT JOIN model_calls c "
+        "ON c.job_id = j.id AND c.purpose = 'complete' WHERE j.batch_id = %s GROUP BY j.id",
+        batch_id,
+    )
+    return {job_id: int(n) for job_id, n in rows}
+
+
+def assert_all_succeeded_once(database_url: str, batch_id: str, count: int) -> None:
+    """Every job succeeded, and each holds exactly one completion call."""
+    assert status_counts(database_url, batch_id) == {"succeeded": count}
+    calls = complete_calls_by_job(database_url, batch_id)
+    assert len(calls) == count
+    twice = {job_id: n for job_id, n in calls.items() if n != 1}
+    assert twice == {}, f"jobs without exactly one completion call: {twice}"
+
+
+def sim_stats(stack: RunningStack) -> dict[str, Any]:
+    assert stack.simulator_url is not None
+    stats: dict[str, Any] = httpx.get(f"{stack.simulator_url}/_sim/stats", timeout=10).json()
+    return stats
+
+
+def log_text(stack: RunningStack, name: str) -> str:
+    path = stack.log_dir / f"{name}.log"
+    return path.read_text(errors="replace") if path.exists() else ""

@@ -1,0 +1,112 @@
+"""Re-sending what the broker lost: Postgres knows every unfinished job and its step.
+
+Redis keeps queues in memory; our Redis runs without persistence, so a restart (or
+a flush) loses every message, those workers had taken but not acknowledged
+included. Each job is still in Postgres, in the state that says which message it
+needs: `queued` (classify, through the feeder), `classifying` without a tier
+(classify) or with one, and `running` (complete on the tier's queue).
+
+The broker says it lost its data by losing a marker key that the watch sets. The
+watch sets the marker first and re-sends second: whatever the broker loses after
+the marker was set, it loses the marker with it, and the watch sends again.
+Duplicates cost nothing, since every step claims its job before doing anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from tierroute.db import raw_transaction
+
+log = logging.getLogger(__name__)
+
+SendClassify = Callable[[Sequence[uuid.UUID]], None]
+SendComplete = Callable[[Sequence[tuple[uuid.UUID, str]]], None]
+
+# Back to the feeder: it sends them again, metered by the classify queue's depth.
+UNSEND_QUEUED = """
+    UPDATE jobs SET enqueued_at = NULL
+     WHERE status = 'queued' AND enqueued_at IS NOT NULL
+"""
+# Mid-way jobs; a leased one's duplicate waits for the lease (pipeline._held).
+IN_FLIGHT = """
+    SELECT id, tier FROM jobs WHERE status IN ('classifying', 'running') ORDER BY created_at
+"""
+SEND_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Resent:
+    """What a recovery sent again."""
+
+    queued: int  # handed back to the feeder
+    classify: int
+    complete: int
+
+
+def resend_unfinished(send_classify: SendClassify, send_complete: SendComplete) -> Resent:
+    """Give every unfinished job the message its state needs."""
+    with raw_transaction() as cur:
+        cur.execute(UNSEND_QUEUED)
+        queued = cur.rowcount
+        cur.execute(IN_FLIGHT)
+        rows = cur.fetchall()
+    classify = [job_id for job_id, tier in rows if tier is None]
+    complete = [(job_id, str(tier)) for job_id, tier in rows if tier is not None]
+    for start in range(0, len(classify), SEND_CHUNK):
+        send_classify(classify[start : start + SEND_CHUNK])
+    for start in range(0, len(complete), SEND_CHUNK):
+        send_complete(complete[start : start + SEND_CHUNK])
+    return Resent(queued=queued, classify=len(classify), complete=len(complete))
+
+
+class BrokerMemory(Protocol):
+    """A marker in the broker that disappears when the broker loses its messages."""
+
+    def intact(self) -> bool:
+        """Whether the marker is still there."""
+
+    def mark(self) -> None:
+        """Set the marker."""
+
+
+@dataclass
+class LostMessageWatch:
+    """Checks the broker's marker now and then; re-sends every unfinished job when it is gone."""
+
+    memory: BrokerMemory
+    send_classify: SendClassify
+    send_complete: SendComplete
+    interval_s: float = 1.0
+    _next_check: float = field(default=0.0, repr=False)
+    _pending: bool = field(default=False, repr=False)
+
+    def check(self) -> Resent | None:
+        """Recover if the broker forgot; errors propagate, and the next check tries again."""
+        now = time.monotonic()
+        if not self._pending and now < self._next_check:
+            return None
+        self._next_check = now + self.interval_s
+        if not self._pending and self.memory.intact():
+            return None
+        self._pending = True  # until a resend succeeds, whatever the marker says
+        self.memory.mark()
+        resent = resend_unfinished(self.send_classify, self.send_complete)
+        self._pending = False
+        # On a fresh broker (first start) there is usually nothing to send.
+        anything = resent.queued or resent.classify or resent.complete
+        level = logging.WARNING if anything else logging.INFO
+        log.log(
+            level,
+            "the broker had no marker (restarted without persistence?); sent again: "
+            "%d queued, %d classify, %d complete",
+            resent.queued,
+            resent.classify,
+            resent.complete,
+        )
+        return resent
