@@ -24,8 +24,9 @@ class BenchConfig:
     latency_jobs: int = 3000
     latency_ms: int = 2000
     latency_tier_concurrency: int = 600
-    # The classifier calls a model too, so at 2 s it needs as many threads to keep up.
-    latency_classify_concurrency: int = 600
+    # None: the stack's default. The local classifier makes no model call, so the
+    # latency does not reach it; with TIERROUTE_CLASSIFIER=llm, raise it to match.
+    latency_classify_concurrency: int | None = None
     # (c) bulk submit, and the naive per-row path.
     submit_prompts: int = 100_000
     naive_prompts: int = 5_000

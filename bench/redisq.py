@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import redis
 
 CLASSIFY_QUEUE = "classify"
+PIPELINE_QUEUES = (CLASSIFY_QUEUE, "haiku", "sonnet", "opus")
 # kombu's Redis transport keeps delivered, unacknowledged messages in this hash.
 UNACKED_KEY = "unacked"
 
@@ -31,25 +32,33 @@ class QueueSnapshot:
 
 
 class QueueProbe:
-    """Reads depth and memory of one queue on one Redis database."""
+    """Reads depth and memory of the pipeline's queues on one Redis database.
 
-    def __init__(self, broker_url: str, queue: str = CLASSIFY_QUEUE) -> None:
-        self.queue = queue
+    Every queue counts: with an in-process classifier the classify worker moves jobs
+    on to the tier queues at once, so the classify queue alone would undercount
+    the messages Redis holds.
+    """
+
+    def __init__(self, broker_url: str, queues: tuple[str, ...] = PIPELINE_QUEUES) -> None:
+        self.queues = queues
         self.client = redis.Redis.from_url(broker_url)
 
     def depth(self) -> int:
-        """Messages waiting in the queue (LLEN)."""
-        return int(self.client.llen(self.queue))
+        """Messages waiting in the queues (LLEN)."""
+        return sum(int(self.client.llen(queue)) for queue in self.queues)
 
     def snapshot(self) -> QueueSnapshot:
-        """INFO used_memory (server-wide, so others' traffic is noise) and the key's own size."""
-        # MEMORY USAGE with SAMPLES 0 walks the whole list: exact, and only our key.
-        key_bytes = self.client.execute_command("MEMORY", "USAGE", self.queue, "SAMPLES", "0")
+        """INFO used_memory (server-wide, so others' traffic is noise) and the keys' own size."""
+        # MEMORY USAGE with SAMPLES 0 walks the whole list: exact, and only our keys.
+        key_bytes = sum(
+            int(self.client.execute_command("MEMORY", "USAGE", queue, "SAMPLES", "0") or 0)
+            for queue in self.queues
+        )
         return QueueSnapshot(
             used_memory=int(self.client.info("memory")["used_memory"]),
             depth=self.depth(),
             unacked=int(self.client.hlen(UNACKED_KEY)),
-            key_bytes=int(key_bytes or 0),
+            key_bytes=key_bytes,
         )
 
     def close(self) -> None:

@@ -54,6 +54,7 @@ def solo(
     classify_worker: bool = False,
     sim_latency_ms: int = 0,
     classify_concurrency: int = 8,
+    classifier: str | None = None,
 ) -> Iterator[Solo]:
     """Start the simulator plus the API and/or a classify worker; stop them on exit."""
     children: list[Child] = []
@@ -75,6 +76,8 @@ def solo(
             "TIERROUTE_BROKER_URL": backing.broker_url,
             "ANTHROPIC_BASE_URL": simulator_url,
         }
+        if classifier is not None:
+            env["TIERROUTE_CLASSIFIER"] = classifier
         api_url = api_key = None
         if api:
             api_key = issue_key(backing.database_url, "bench solo")

@@ -47,7 +47,15 @@ def _feeder_phase(backing: Backing, log_dir: Path, probe: QueueProbe) -> dict[st
     """Let the classify worker's feeder fill the queue; measure its depth and bytes."""
     before = probe.snapshot()
     with (
-        solo(backing, log_dir, classify_worker=True, sim_latency_ms=FEEDER_SIM_LATENCY_MS) as procs,
+        # The llm classifier, held by a slow simulator, keeps the classify worker from
+        # draining the queue, so its depth is the feeder's doing alone.
+        solo(
+            backing,
+            log_dir,
+            classify_worker=True,
+            sim_latency_ms=FEEDER_SIM_LATENCY_MS,
+            classifier="llm",
+        ) as procs,
         Sampler.for_children(procs.children) as sampler,
     ):
         depth = _wait_for_plateau(probe, FEEDER_SETTLE_S)
