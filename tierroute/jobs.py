@@ -227,6 +227,7 @@ def job_view(job: Job) -> dict[str, Any]:
             "score": routing.score,
             "reasoning": routing.reasoning,
             "classifier": routing.classifier,
+            "version": routing.classifier_version,
             "cost_ratio": routing.cost_ratio,
             "fallback_reason": routing.fallback_reason,
             "budget_action": routing.budget_action,

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Services
 from tierroute.db import session_scope
-from tierroute.jobs import create_job
+from tierroute.jobs import create_job, get_job, job_view
 from tierroute.models import Job, JobStatus, ModelCall, RoutingDecision
 from tierroute.pipeline import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
@@ -49,6 +49,9 @@ def test_one_transaction_routes_records_and_bills_nothing(rt: Runtime) -> None:
     assert decision.tier == tier and decision.score is not None
     assert complete_job(rt, job) is None
     with session_scope() as session:
+        routing = job_view(get_job(session, job))["routing"]
+        assert routing["classifier"] == "local"
+        assert routing["version"] == decision.classifier_version
         purposes = dict(
             session.execute(
                 select(ModelCall.purpose, func.count())
