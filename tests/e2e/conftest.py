@@ -6,6 +6,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,35 +34,50 @@ def stack(request: pytest.FixtureRequest, services: Services) -> Iterator[Runnin
         broker_url = request.getfixturevalue("amqp_broker")
         # The shared rate limiter keeps its buckets in Redis, which RabbitMQ is not.
         env["TIERROUTE_REDIS_URL"] = services.broker_url
-    settings = Settings().model_copy(
-        update={
-            "database_url": services.database_url,
-            "broker_url": broker_url,
-            "anthropic_api_key": None,
-            "anthropic_base_url": None,
-        }
-    )
-    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-e2e-"))
-    options = StackOptions(
-        data_dir=data_dir,
-        api_port=free_port(),
+    with started_stack(
+        services,
+        "tierroute-e2e-",
+        broker_url=broker_url,
         flower_port=free_port(),
         flower_auth=":".join(FLOWER_AUTH),
         classify_concurrency=4,
         tier_concurrency=8,
         env=env,
+    ) as running:
+        yield running
+
+
+@contextmanager
+def started_stack(
+    services: Services, prefix: str, *, broker_url: str | None = None, **options: Any
+) -> Iterator[RunningStack]:
+    """Real processes on the test services (simulated models), in a data dir removed after."""
+    settings = Settings().model_copy(
+        update={
+            "database_url": services.database_url,
+            "broker_url": broker_url or services.broker_url,
+            "anthropic_api_key": None,
+            "anthropic_base_url": None,
+        }
     )
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        with run_stack(settings, options) as running:
+        stack_options = StackOptions(data_dir=data_dir, api_port=free_port(), **options)
+        with run_stack(settings, stack_options) as running:
             yield running
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+def api_client(stack: RunningStack, timeout_s: float = 30) -> httpx.Client:
+    """An HTTP client for the stack's API, with its key."""
+    auth = {"Authorization": f"Bearer {stack.api_key}"}
+    return httpx.Client(base_url=stack.api_url, timeout=timeout_s, headers=auth)
+
+
 @pytest.fixture
 def api(stack: RunningStack) -> Iterator[httpx.Client]:
-    auth = {"Authorization": f"Bearer {stack.api_key}"}
-    with httpx.Client(base_url=stack.api_url, timeout=30, headers=auth) as client:
+    with api_client(stack) as client:
         yield client
 
 

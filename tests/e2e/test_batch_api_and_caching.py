@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,11 +17,9 @@ import psycopg
 import pytest
 
 from tests.conftest import REPO_ROOT, Services, truncate_all
-from tests.e2e.conftest import wait_for_batch
-from tierroute.config import Settings
+from tests.e2e.conftest import api_client, started_stack, wait_for_batch
 from tierroute.cost import BATCH_RATE, TokenCounts, cost_usd
-from tierroute.procs import free_port
-from tierroute.stack import RunningStack, StackOptions, run_stack
+from tierroute.stack import RunningStack
 from tierroute.tiers import load_tier_table
 
 pytestmark = pytest.mark.e2e
@@ -37,18 +33,9 @@ SHARED_SYSTEM = "You answer for the ACME help desk; be brief, exact and polite. 
 def stack(services: Services) -> Iterator[RunningStack]:
     """A stack that polls Message Batches every second; simulated batches take 2 s."""
     truncate_all(services.database_url)
-    settings = Settings().model_copy(
-        update={
-            "database_url": services.database_url,
-            "broker_url": services.broker_url,
-            "anthropic_api_key": None,
-            "anthropic_base_url": None,
-        }
-    )
-    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-e2e-batch-"))
-    options = StackOptions(
-        data_dir=data_dir,
-        api_port=free_port(),
+    with started_stack(
+        services,
+        "tierroute-e2e-batch-",
         classify_concurrency=16,
         tier_concurrency=16,
         simulator_env={"TIERROUTE_SIM_BATCH_PROCESSING_S": "2"},
@@ -57,18 +44,13 @@ def stack(services: Services) -> Iterator[RunningStack]:
             "TIERROUTE_BATCH_API_POLL_S": "1",
             "TIERROUTE_CACHE_PRIME_WAIT_S": "0.3",
         },
-    )
-    try:
-        with run_stack(settings, options) as running:
-            yield running
-    finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+    ) as running:
+        yield running
 
 
 @pytest.fixture
 def api(stack: RunningStack) -> Iterator[httpx.Client]:
-    auth = {"Authorization": f"Bearer {stack.api_key}"}
-    with httpx.Client(base_url=stack.api_url, timeout=60, headers=auth) as client:
+    with api_client(stack, timeout_s=60) as client:
         yield client
 
 

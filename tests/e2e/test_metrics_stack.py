@@ -7,11 +7,7 @@ rate limiter makes real jobs wait and the waits show up in the API's /metrics.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,12 +15,10 @@ import redis
 
 from api.metrics import QUEUES, SERIES
 from tests.conftest import Services, clear_rate_limits, truncate_all
-from tests.e2e.conftest import wait_for_job
+from tests.e2e.conftest import started_stack, wait_for_job
 from tests.metrics_text import assert_matches_postgres, names, parse_samples, value
-from tierroute.config import Settings
-from tierroute.procs import free_port
 from tierroute.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY
-from tierroute.stack import RunningStack, StackOptions, run_stack
+from tierroute.stack import RunningStack
 from tierroute.tiers import default_tier_table
 
 pytestmark = pytest.mark.e2e
@@ -41,28 +35,20 @@ def stack(services: Services) -> Iterator[RunningStack]:
     conn = redis.Redis.from_url(services.broker_url)
     conn.delete(WAITS_KEY, WAIT_SECONDS_KEY)
     conn.close()
-    settings = Settings().model_copy(
-        update={
-            "database_url": services.database_url,
-            "broker_url": services.broker_url,
-            "anthropic_api_key": None,
-            "anthropic_base_url": None,
-        }
-    )
-    data_dir = Path(tempfile.mkdtemp(prefix="tierroute-e2e-metrics-"))
-    options = StackOptions(
-        data_dir=data_dir, api_port=free_port(), classify_concurrency=4, tier_concurrency=8
-    )
-    with ExitStack() as cleanup:
-        cleanup.callback(shutil.rmtree, data_dir, True)
-        cleanup.callback(clear_rate_limits, services.broker_url)
-        env = cleanup.enter_context(pytest.MonkeyPatch.context())
-        # The children read it at start; this process does not need it afterwards.
-        env.setenv("TIERROUTE_RATE_LIMIT_OVERRIDES", json.dumps(OPUS_LIMITS))
-        env.setenv("TIERROUTE_CLASSIFIER", "llm")  # the classify calls are counted below
-        running = cleanup.enter_context(run_stack(settings, options))
-        env.undo()
-        yield running
+    try:
+        with started_stack(
+            services,
+            "tierroute-e2e-metrics-",
+            classify_concurrency=4,
+            tier_concurrency=8,
+            env={
+                "TIERROUTE_RATE_LIMIT_OVERRIDES": json.dumps(OPUS_LIMITS),
+                "TIERROUTE_CLASSIFIER": "llm",  # the classify calls are counted below
+            },
+        ) as running:
+            yield running
+    finally:
+        clear_rate_limits(services.broker_url)
 
 
 def test_metrics_after_real_jobs_match_postgres_broker_and_limiter(
