@@ -145,7 +145,7 @@ class BudgetGuard:
         system: str | None,
     ) -> BudgetVerdict:
         """Where the routed job may run under today's budgets; FITS when nothing changes."""
-        if self._global is None and not self._key_budgets_exist(cur):
+        if not self.applies(cur):
             return FITS  # the common case costs one cached flag, no query per job
         cur.execute(JOB_KEY, {"id": job_id})
         row = cur.fetchone()
@@ -209,6 +209,10 @@ class BudgetGuard:
             },
         )
         return Budget(scope=scope, limit_usd=Decimal(limit), committed_usd=cur.fetchone()[0])
+
+    def applies(self, cur: Any) -> bool:
+        """Whether any budget (global, or a key's) can change a routing decision."""
+        return self._global is not None or self._key_budgets_exist(cur)
 
     def _key_budgets_exist(self, cur: Any) -> bool:
         now = time.monotonic()

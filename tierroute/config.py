@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     feeder_max_depth: int = 5000
     # Small chunks: rows stay locked while their messages are sent.
     feeder_chunk: int = 250
+    # Job ids per classify message the feeder sends, when the classifier runs in
+    # process: a chunk is routed with one read and one write (tierroute/classify_batch.py).
+    classify_batch_size: int = 50
     # Open connections to the Anthropic API per process; above the thread count.
     http_max_connections: int = 2000
     # Per-model RPM/ITPM/OTPM limits and 429 cooldowns shared by all workers through
@@ -135,7 +138,12 @@ class Settings(BaseSettings):
         return self.router_dir or self.data_dir / "router"
 
     @field_validator(
-        "max_attempts", "default_max_tokens", "db_pool_size", "feeder_max_depth", "feeder_chunk"
+        "max_attempts",
+        "default_max_tokens",
+        "db_pool_size",
+        "feeder_max_depth",
+        "feeder_chunk",
+        "classify_batch_size",
     )
     @classmethod
     def _positive(cls, value: int) -> int:

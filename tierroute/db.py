@@ -118,3 +118,31 @@ def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
         with contextlib.suppress(*DISCONNECTS):
             cursor.close()
         connection.close()
+
+
+@contextmanager
+def raw_autocommit() -> Iterator[Any]:
+    """A psycopg cursor whose every statement commits on its own, for one-statement steps.
+
+    A transaction costs BEGIN and COMMIT round trips around its statements; a step
+    that is a single statement (a claim, a data-modifying CTE) needs neither, and
+    measured alone it costs a third of the client CPU. Postgres runs each statement
+    atomically, so such a step is as safe as a transaction.
+    """
+    engine = get_engine()
+    connection = engine.raw_connection()
+    dbapi: Any = connection.dbapi_connection  # psycopg.Connection
+    cursor = connection.cursor()
+    try:
+        dbapi.autocommit = True
+        yield cursor
+    except BaseException as exc:
+        if isinstance(exc, DISCONNECTS) and getattr(dbapi, "broken", False):
+            engine.pool._invalidate(connection, exc)  # as in raw_transaction
+        raise
+    finally:
+        with contextlib.suppress(*DISCONNECTS):
+            cursor.close()
+            # Pooled connections are transactional for everyone else.
+            dbapi.autocommit = False
+        connection.close()

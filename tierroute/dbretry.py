@@ -16,7 +16,7 @@ import psycopg
 from sqlalchemy import exc as sa_exc
 
 from tierroute.config import LEASE_MARGIN_S
-from tierroute.db import raw_transaction
+from tierroute.db import raw_autocommit, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,22 @@ _FIRST_WAIT_S = 0.25
 _MAX_WAIT_S = 4.0
 
 
-def retrying_transaction(work: Callable[[Any, bool], T], *, within_s: float = WITHIN_LEASE_S) -> T:
+def retrying_transaction(
+    work: Callable[[Any, bool], T], *, within_s: float = WITHIN_LEASE_S, autocommit: bool = False
+) -> T:
     """Run `work(cursor, retried)` in a durable transaction until it commits or time runs out.
 
     `retried` is True after a failed try: that try may have committed just before its
-    connection broke, so `work` must check before writing anything twice.
+    connection broke, so `work` must check before writing anything twice. With
+    `autocommit`, each statement of `work` commits on its own (`db.raw_autocommit`):
+    for work that writes with a single statement.
     """
     deadline = time.monotonic() + within_s
     wait = _FIRST_WAIT_S
     retried = False
     while True:
         try:
-            with raw_transaction() as cur:
+            with raw_autocommit() if autocommit else raw_transaction() as cur:
                 return work(cur, retried)
         except DATABASE_ERRORS as exc:
             if time.monotonic() + wait > deadline:

@@ -105,6 +105,50 @@ INSERT_CALL = """
 """
 
 
+# The answer and its bill in one statement, so the step needs no transaction: a
+# data-modifying CTE runs whether or not the outer statement reads it.
+SUCCEED_WITH_CALL = f"""
+    WITH billed AS ({INSERT_CALL})
+    UPDATE jobs SET status = 'succeeded', error = NULL, result_text = %(result_text)s,
+                    lease_expires_at = NULL, finished_at = now(), updated_at = now()
+     WHERE id = %(job_id)s AND status = 'running'
+"""
+
+# A classify batch reads its jobs first: most are plainly queued and are routed by
+# ROUTE_QUEUED; the rest take the one-job path (tierroute/pipeline.py).
+READ_FOR_CLASSIFY = """
+    SELECT id, status, tier, prompt, system, force_tier, batch_api FROM jobs
+     WHERE id = ANY(%(ids)s)
+"""
+
+# Routes many queued jobs and stores their decisions in one statement. The
+# conditional UPDATE is the claim: a job cancelled, or routed by a duplicate
+# message, since it was read is left alone and gets no decision row.
+ROUTE_QUEUED = """
+    WITH decided AS (
+        SELECT * FROM unnest(%(ids)s::uuid[], %(tiers)s::text[], %(proposed)s::text[],
+                             %(confidence)s::float8[], %(score)s::float8[],
+                             %(reasoning)s::text[], %(classifier)s::text[],
+                             %(version)s::text[], %(cost_ratio)s::float8[],
+                             %(fallback)s::text[])
+            AS d(job_id, tier, proposed_tier, confidence, score, reasoning, classifier,
+                 classifier_version, cost_ratio, fallback_reason)
+    ), routed AS (
+        UPDATE jobs SET status = 'classifying', tier = decided.tier, classified_at = now(),
+                        lease_expires_at = NULL, updated_at = now()
+          FROM decided
+         WHERE jobs.id = decided.job_id AND jobs.status = 'queued' AND jobs.tier IS NULL
+        RETURNING jobs.id
+    )
+    INSERT INTO routing_decisions (job_id, tier, proposed_tier, confidence, score, reasoning,
+                                   classifier, classifier_version, cost_ratio, fallback_reason)
+    SELECT d.job_id, d.tier, d.proposed_tier, d.confidence, d.score, d.reasoning,
+           d.classifier, d.classifier_version, d.cost_ratio, d.fallback_reason
+      FROM decided d JOIN routed ON routed.id = d.job_id
+    RETURNING job_id
+"""
+
+
 def claim_for_classify(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
     """Take a queued job (or one whose classifier died); None if it is not ours."""
     cur.execute(CLAIM_FOR_CLASSIFY, {"id": job_id, "lease_s": lease_s})
@@ -116,11 +160,11 @@ def keep_route(cur: Any, job_id: uuid.UUID) -> None:
     cur.execute(KEEP_ROUTE, {"id": job_id})
 
 
-def tier_awaiting_run(cur: Any, job_id: uuid.UUID) -> tuple[str | None, str | None]:
-    """(status, tier) of a job, (None, None) if it does not exist."""
-    cur.execute("SELECT status, tier FROM jobs WHERE id = %s", (job_id,))
+def tier_awaiting_run(cur: Any, job_id: uuid.UUID) -> tuple[str | None, str | None, bool]:
+    """(status, tier, batch_api) of a job, (None, None, False) if it does not exist."""
+    cur.execute("SELECT status, tier, batch_api FROM jobs WHERE id = %s", (job_id,))
     row = cur.fetchone()
-    return (row[0], row[1]) if row else (None, None)
+    return (row[0], row[1], bool(row[2])) if row else (None, None, False)
 
 
 def record_decision(cur: Any, job_id: uuid.UUID, decision: RoutingDecision) -> bool:
@@ -198,24 +242,58 @@ def unclaim_complete(cur: Any, job_id: uuid.UUID, reason: str) -> None:
 
 def insert_call(cur: Any, record: CallRecord, job_id: uuid.UUID | None) -> None:
     """Store one billed call as a `model_calls` row."""
+    cur.execute(INSERT_CALL, _call_params(record, job_id))
+
+
+def _call_params(record: CallRecord, job_id: uuid.UUID | None) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "purpose": record.purpose,
+        "model": record.model,
+        "tier": record.tier,
+        "input_tokens": record.tokens.input_tokens,
+        "output_tokens": record.tokens.output_tokens,
+        "cache_creation": record.tokens.cache_creation_input_tokens,
+        "cache_read": record.tokens.cache_read_tokens,
+        "cost_usd": record.cost_usd,
+        "cost_if_opus_usd": record.cost_if_opus_usd,
+        "latency_ms": record.latency_ms,
+        "request_id": record.request_id,
+        "stop_reason": record.stop_reason,
+        "simulated": record.simulated,
+        "batch_api": record.batch_api,
+        "cache_savings_usd": record.cache_savings_usd,
+    }
+
+
+def read_for_classify(cur: Any, job_ids: list[uuid.UUID]) -> list[Any]:
+    """(id, status, tier, prompt, system, force_tier, batch_api) of each existing job."""
+    cur.execute(READ_FOR_CLASSIFY, {"ids": job_ids})
+    return list(cur.fetchall())
+
+
+def route_queued(cur: Any, decisions: list[tuple[uuid.UUID, RoutingDecision]]) -> set[uuid.UUID]:
+    """Route still-queued jobs and store their decisions; the ids that were routed."""
+    if not decisions:
+        return set()
     cur.execute(
-        INSERT_CALL,
+        ROUTE_QUEUED,
         {
-            "job_id": job_id,
-            "purpose": record.purpose,
-            "model": record.model,
-            "tier": record.tier,
-            "input_tokens": record.tokens.input_tokens,
-            "output_tokens": record.tokens.output_tokens,
-            "cache_creation": record.tokens.cache_creation_input_tokens,
-            "cache_read": record.tokens.cache_read_tokens,
-            "cost_usd": record.cost_usd,
-            "cost_if_opus_usd": record.cost_if_opus_usd,
-            "latency_ms": record.latency_ms,
-            "request_id": record.request_id,
-            "stop_reason": record.stop_reason,
-            "simulated": record.simulated,
-            "batch_api": record.batch_api,
-            "cache_savings_usd": record.cache_savings_usd,
+            "ids": [job_id for job_id, _ in decisions],
+            "tiers": [d.tier for _, d in decisions],
+            "proposed": [d.proposed_tier for _, d in decisions],
+            "confidence": [d.confidence for _, d in decisions],
+            "score": [d.score for _, d in decisions],
+            "reasoning": [d.reasoning for _, d in decisions],
+            "classifier": [d.classifier for _, d in decisions],
+            "version": [d.version for _, d in decisions],
+            "cost_ratio": [d.cost_ratio for _, d in decisions],
+            "fallback": [d.fallback_reason for _, d in decisions],
         },
     )
+    return {row[0] for row in cur.fetchall()}
+
+
+def succeed_with_call(cur: Any, record: CallRecord, job_id: uuid.UUID, result_text: str) -> None:
+    """Store a job's answer and its billed call in one statement."""
+    cur.execute(SUCCEED_WITH_CALL, {**_call_params(record, job_id), "result_text": result_text})

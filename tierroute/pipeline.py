@@ -16,7 +16,7 @@ from tierroute import budgets, caching, jobstore
 from tierroute.budgets import BudgetAction
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
-from tierroute.db import raw_transaction
+from tierroute.db import raw_autocommit, raw_transaction
 from tierroute.dbretry import retrying_transaction
 from tierroute.errors import PermanentProviderError, RateLimited, RetryableProviderError
 from tierroute.limited import limited_call
@@ -72,7 +72,7 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
 
     def keep(cur: Any, retried: bool) -> str | None:
         if retried:
-            status, routed = jobstore.tier_awaiting_run(cur, job_id)
+            status, routed, _ = jobstore.tier_awaiting_run(cur, job_id)
             if not (status == JobStatus.CLASSIFYING and routed is None):
                 # The try whose connection broke had committed (we hold the lease).
                 return str(routed) if status == JobStatus.CLASSIFYING else None
@@ -135,12 +135,13 @@ def _record(
 def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLater | None:
     # A redelivered message can still hand a routed job on: the first delivery may
     # have died between commit and enqueue. A duplicate complete is skipped by its lease.
-    status, tier = jobstore.tier_awaiting_run(cur, job_id)
+    status, tier, batch_api = jobstore.tier_awaiting_run(cur, job_id)
     if status is None:
         log.warning("classify: job %s does not exist; dropping the message", job_id)
         return None
     if status == JobStatus.CLASSIFYING and tier is not None:
-        return tier
+        # A batch-mode job waits for its Message Batch (tierroute/batchapi), not a queue.
+        return None if batch_api else tier
     if status == JobStatus.CLASSIFYING:
         return _held(job_id, jobstore.lease_left(cur, job_id))
     log.info("classify: job %s is %s; nothing to do", job_id, status)
@@ -150,7 +151,7 @@ def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLate
 def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     """Answer a routed job on its tier. Returns RetryLater when the task should retry."""
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
-    with raw_transaction(flush_wal=False) as cur:  # a claim, as in classify_job
+    with raw_autocommit() as cur:  # the claim is one statement: no transaction around it
         claimed = jobstore.claim_for_complete(cur, job_id, lease_s)
         held_s = jobstore.lease_left(cur, job_id) if claimed is None else None
     if held_s is not None:
@@ -190,11 +191,11 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     def keep(cur: Any, retried: bool) -> None:
         if retried and jobstore.call_recorded(cur, job_id, result.record.request_id):
             return  # the try whose connection broke had committed
-        jobstore.insert_call(cur, result.record, job_id)
-        jobstore.finish(cur, job_id, JobStatus.SUCCEEDED, result_text=result.text)
+        jobstore.succeed_with_call(cur, result.record, job_id, result.text)
 
-    # The call is made and billed: its result outlives a Postgres restart.
-    retrying_transaction(keep)
+    # The call is made and billed: its result outlives a Postgres restart. One
+    # statement stores both, so it commits on its own, durably.
+    retrying_transaction(keep, autocommit=True)
     return None
 
 

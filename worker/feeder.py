@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from amqp.exceptions import ChannelError
@@ -20,6 +21,7 @@ from tierroute.feeder import Feeder, start_feeder_thread
 from tierroute.recovery import LostMessageWatch
 
 CLASSIFY_TASK = "tierroute.classify"
+CLASSIFY_MANY_TASK = "tierroute.classify_many"
 CLASSIFY_QUEUE = "classify"
 COMPLETE_TASK = "tierroute.complete"
 # Present while the broker's Redis still holds what we sent it (tierroute/recovery.py).
@@ -31,8 +33,9 @@ log = logging.getLogger(__name__)
 class CeleryOutlet:
     """Publishes classify messages and reads the queue's depth through one connection."""
 
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, ids_per_message: int = 1) -> None:
         self._app = app
+        self._ids_per_message = ids_per_message
         self._lock = threading.Lock()
         # Kept open: a new broker connection per depth check (several a second) costs
         # a Redis connect and the client's version lookup, which showed in profiles.
@@ -42,15 +45,21 @@ class CeleryOutlet:
         # One pipelined round trip per chunk on Redis (kombu's publish batch), not one
         # per message: measured, it halves the CPU per message and the chunk is sent
         # three times faster. Transports without batches publish one by one.
+        # With several ids per message, each message is a `classify_many` chunk.
+        step = self._ids_per_message
+        chunks = [job_ids[i : i + step] for i in range(0, len(job_ids), step)]
         with (
             self._lock,
             self._app.producer_or_acquire() as producer,
-            producer.batch(max_size=len(job_ids) or 1),
+            producer.batch(max_size=len(chunks) or 1),
         ):
-            for job_id in job_ids:
-                self._app.send_task(
-                    CLASSIFY_TASK, args=[str(job_id)], queue=CLASSIFY_QUEUE, producer=producer
-                )
+            for chunk in chunks:
+                args: list[Any]
+                if step == 1:
+                    name, args = CLASSIFY_TASK, [str(chunk[0])]
+                else:
+                    name, args = CLASSIFY_MANY_TASK, [[str(job_id) for job_id in chunk]]
+                self._app.send_task(name, args=args, queue=CLASSIFY_QUEUE, producer=producer)
 
     def send_complete(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
         with (
@@ -78,7 +87,8 @@ class CeleryOutlet:
             except Exception:
                 self._close_reader()  # a broken connection: reconnect on the next check
                 raise
-            return int(declared.message_count)
+            # In jobs, as the feeder counts: a chunk message holds up to ids_per_message.
+            return int(declared.message_count) * self._ids_per_message
 
     def _close_reader(self) -> None:
         if self._reader is not None:
@@ -101,14 +111,18 @@ class RedisMarker:
 
 
 def start(
-    app: Celery, max_depth: int, chunk: int, redis_broker_url: str | None = None
+    app: Celery,
+    max_depth: int,
+    chunk: int,
+    redis_broker_url: str | None = None,
+    ids_per_message: int = 1,
 ) -> threading.Event:
     """Start the feeder thread for this worker; set the event to stop it.
 
     With a Redis broker the thread also re-sends every unfinished job's message when
     Redis has lost its data. RabbitMQ keeps durable queues across a restart.
     """
-    outlet = CeleryOutlet(app)
+    outlet = CeleryOutlet(app, ids_per_message)
     watch = None
     if redis_broker_url is not None:
         watch = LostMessageWatch(

@@ -8,12 +8,14 @@ import uuid
 
 from celery import Task
 
+from tierroute.classify_batch import classify_batch
 from tierroute.dbretry import DATABASE_ERRORS
 from tierroute.pipeline import RetryLater, classify_job, complete_job
 from tierroute.runtime import get_runtime
 from worker.celery_app import app
 
 CLASSIFY = "tierroute.classify"
+CLASSIFY_MANY = "tierroute.classify_many"
 COMPLETE = "tierroute.complete"
 # While Postgres is unreachable (restart, failover) a task waits this long, ±50 %,
 # and tries again; it is not an attempt, since nothing was wrong with the job.
@@ -39,6 +41,22 @@ def classify(self: Task, job_id: str) -> None:
         raise self.retry(countdown=tier.delay_s, max_retries=None)
     if tier is not None:
         complete.apply_async(args=[job_id], queue=tier)
+
+
+@app.task(name=CLASSIFY_MANY, bind=True, max_retries=None)
+def classify_many(self: Task, job_ids: list[str]) -> None:
+    """Route a chunk of jobs (the feeder's messages), then enqueue each on its tier's queue."""
+    try:
+        routing = classify_batch(get_runtime(), [uuid.UUID(job_id) for job_id in job_ids])
+    except DATABASE_ERRORS as exc:
+        raise _database_retry(self, exc) from exc
+    messages = len(routing.hand_on) + len(routing.on_their_own)
+    # One pipelined round trip to Redis for the chunk's messages (kombu's batch).
+    with app.producer_or_acquire() as producer, producer.batch(max_size=max(messages, 1)):
+        for job_id, tier in routing.hand_on:
+            complete.apply_async(args=[str(job_id)], queue=tier, producer=producer)
+        for job_id, delay_s in routing.on_their_own:
+            classify.apply_async(args=[str(job_id)], countdown=delay_s or None, producer=producer)
 
 
 @app.task(name=COMPLETE, bind=True, max_retries=None)

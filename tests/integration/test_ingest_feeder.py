@@ -119,6 +119,29 @@ def test_feeder_publishes_to_the_real_classify_queue(db: Services) -> None:
     app.close()
 
 
+def test_with_chunks_each_message_carries_up_to_n_job_ids(db: Services) -> None:
+    _, count = ingest([b'{"prompt": "p%d"}' % n for n in range(12)])
+    app = Celery(broker=db.broker_url)
+    outlet = CeleryOutlet(app, ids_per_message=5)
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("classify")
+    assert Feeder(send_many=outlet.send_many, queue_depth=outlet.queue_depth).feed_once() == 12
+    bodies = []
+    with app.connection_for_read() as conn:
+        queue = conn.SimpleQueue("classify", no_ack=True)
+        for _ in range(3):
+            message = queue.get(timeout=5)
+            bodies.append((message.headers["task"], message.payload[0][0]))
+        queue.close()
+    assert [task for task, _ in bodies] == ["tierroute.classify_many"] * 3
+    ids = [job_id for _, chunk in bodies for job_id in chunk]
+    assert sorted(len(chunk) for _, chunk in bodies) == [2, 5, 5]
+    with session_scope() as session:
+        stored = {str(i) for i in session.scalars(select(Job.id))}
+    assert len(ids) == count == 12 and set(ids) == stored
+    app.close()
+
+
 def test_the_api_and_the_feeder_never_both_send_a_job(db: Services) -> None:
     batch_id, _ = ingest([b'{"prompt": "only one sender"}'])
     with session_scope() as session:
