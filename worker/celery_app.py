@@ -7,12 +7,13 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import celeryd_init, worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 from tierroute.config import get_settings
 from tierroute.errors import ConfigurationError
 from tierroute.runtime import get_runtime, reset_runtime
+from worker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
 QUEUES = ("classify", "haiku", "sonnet", "opus")
 
@@ -27,6 +28,14 @@ def _broker_url() -> str:
             "or point it at Redis (redis://127.0.0.1:6379/0)"
         )
     return url
+
+
+def broker_transport(broker_url: str) -> str | None:
+    """Plain Redis: kombu's transport minus a client built per message (worker/redis_transport.py).
+
+    Other URLs (rediss://, unix://, amqp://) keep kombu's choice by scheme.
+    """
+    return REDIS_TRANSPORT if broker_url.startswith("redis://") else None
 
 
 def transport_options(visibility_timeout_s: float, broker_is_redis: bool) -> dict[str, Any]:
@@ -58,7 +67,10 @@ app.add_defaults(
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
     task_default_queue="classify",
-    task_routes={"tierroute.classify": {"queue": "classify"}},
+    task_routes={
+        "tierroute.classify": {"queue": "classify"},
+        "tierroute.classify_many": {"queue": "classify"},
+    },
     task_ignore_result=True,  # results live in Postgres; no result backend
     task_acks_late=True,  # a worker that dies mid-task leaves the message for another
     task_reject_on_worker_lost=True,
@@ -75,6 +87,15 @@ app.conf.update(
 
 
 _feeder_stop: threading.Event | None = None
+
+
+@celeryd_init.connect
+def _worker_transport(**_: Any) -> None:
+    # Workers only, before they connect: Flower reads queue lengths by the URL's
+    # scheme and knows only kombu's own transport names.
+    transport = broker_transport(_broker_url())
+    if transport is not None:
+        app.conf.broker_transport = transport
 
 
 def _consumed_queues(consumer: Any) -> set[str]:
@@ -104,6 +125,8 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
             settings.feeder_max_depth,
             settings.feeder_chunk,
             redis_broker_url=settings.broker_url if settings.broker_is_redis else None,
+            # A classifier that calls a model runs one job per message, concurrently.
+            ids_per_message=settings.classify_batch_size if runtime.classifier.in_process else 1,
         )
         log.info("feeder running in this classify worker")
 
