@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, help="jobs (and floor chains) for pipeline and latency")
     p.add_argument("--classify-concurrency", type=int, help="pipeline/api classify threads")
     p.add_argument("--tier-concurrency", type=int, help="pipeline/api tier worker threads")
+    p.add_argument("--pool", choices=("threads", "gevent"), help="workers' Celery pool")
+    p.add_argument("--tier-workers", type=int, help="tier worker processes")
     p.add_argument("--latency-ms", type=int, help="simulated latency of every model (latency)")
     p.add_argument("--latency-tier-concurrency", type=int, help="tier threads (latency)")
     p.add_argument("--latency-classify-concurrency", type=int, help="classify threads (latency)")
@@ -50,6 +52,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         "latency_jobs": args.jobs,
         "classify_concurrency": args.classify_concurrency,
         "tier_concurrency": args.tier_concurrency,
+        "pool": args.pool,
+        "tier_workers": args.tier_workers,
         "latency_ms": args.latency_ms,
         "latency_tier_concurrency": args.latency_tier_concurrency,
         "latency_classify_concurrency": args.latency_classify_concurrency,

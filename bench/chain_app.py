@@ -35,6 +35,8 @@ DEFAULT_CONF: dict[str, Any] = {
     "broker_transport_options": {"visibility_timeout": 3600},
     "worker_send_task_events": True,
     "task_send_sent_event": True,
+    # The pipeline's Redis transport class (worker/redis_transport.py), when it has one.
+    "broker_transport": None,
 }
 
 

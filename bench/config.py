@@ -20,6 +20,9 @@ class BenchConfig:
     warmup_jobs: int = 50
     classify_concurrency: int | None = None
     tier_concurrency: int | None = None
+    # The workers' Celery pool and tier worker processes (the floor mirrors both).
+    pool: str | None = None
+    tier_workers: int | None = None
     # (b) latency hiding: every model answers after this long.
     latency_jobs: int = 3000
     latency_ms: int = 2000

@@ -47,8 +47,11 @@ class FloorRun:
 MIRRORED = tuple(DEFAULT_CONF)
 _READ_CONF = (
     "import json, sys\n"
-    "from worker.celery_app import app\n"
-    "print(json.dumps({k: app.conf[k] for k in sys.argv[1:]}))\n"
+    "from worker.celery_app import app, broker_transport\n"
+    "conf = {k: app.conf[k] for k in sys.argv[1:]}\n"
+    "# The workers set their transport when they start (celeryd_init), not in the app.\n"
+    "conf['broker_transport'] = broker_transport(app.conf.broker_url)\n"
+    "print(json.dumps(conf))\n"
 )
 
 
@@ -73,11 +76,11 @@ def pipeline_worker_conf(broker_url: str) -> tuple[dict[str, Any], str]:
         return dict(DEFAULT_CONF), "bench/chain_app.py defaults (worker app unreadable)"
 
 
-def _worker_argv(queue: str, node: str, concurrency: int) -> list[str]:
-    # The pipeline's workers run `-P threads -c N`; the floor's run the same pool.
+def _worker_argv(queue: str, node: str, concurrency: int, pool: str) -> list[str]:
+    # The pipeline's workers run `-P POOL -c N`; the floor's run the same pool.
     return [
         sys.executable, "-m", "celery", "-A", "bench.chain_app", "worker",
-        "-Q", queue, "-n", f"{node}@%h", "-P", "threads", "-c", str(concurrency),
+        "-Q", queue, "-n", f"{node}@%h", "-P", pool, "-c", str(concurrency),
         "--loglevel", "WARNING",
     ]  # fmt: skip
 
@@ -89,8 +92,14 @@ def chain_workers(
     second_concurrency: int,
     log_dir: Path,
     conf: dict[str, Any],
+    pool: str = "threads",
+    second_processes: int = 1,
 ) -> Iterator[Celery]:
-    """Start both floor workers, wait until they answer a ping, stop them on exit."""
+    """Start the floor's workers, wait until they answer a ping, stop them on exit.
+
+    Laid out as the pipeline's: one first-stage worker (as classify), and
+    `second_processes` second-stage workers (as the tier workers).
+    """
     pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     env = {BROKER_ENV: broker_url, CONF_ENV: json.dumps(conf), "PYTHONPATH": pythonpath}
     children: list[Child] = []
@@ -99,20 +108,22 @@ def chain_workers(
         children.append(
             start_child(
                 "chain-first",
-                _worker_argv(FIRST_QUEUE, "bench-first", first_concurrency),
+                _worker_argv(FIRST_QUEUE, "bench-first", first_concurrency, pool),
                 env,
                 log_dir,
             )
         )
-        children.append(
-            start_child(
-                "chain-second",
-                _worker_argv(SECOND_QUEUE, "bench-second", second_concurrency),
-                env,
-                log_dir,
+        for n in range(1, second_processes + 1):
+            node = "bench-second" if n == 1 else f"bench-second{n}"
+            children.append(
+                start_child(
+                    node.replace("bench-", "chain-"),
+                    _worker_argv(SECOND_QUEUE, node, second_concurrency, pool),
+                    env,
+                    log_dir,
+                )
             )
-        )
-        wait_for_ping(broker_url, 2, children, timeout_s=60)
+        wait_for_ping(broker_url, len(children), children, timeout_s=60)
         yield app
     finally:
         for child in reversed(children):
@@ -149,12 +160,22 @@ def run_floor(
     second_concurrency: int,
     log_dir: Path,
     timeout_s: float,
+    pool: str = "threads",
+    second_processes: int = 1,
 ) -> FloorRun:
     """N two-task chains, timed from the first send to the last task's end."""
     conf, conf_source = pipeline_worker_conf(broker_url)
     client = redis.Redis.from_url(broker_url)
     try:
-        with chain_workers(broker_url, first_concurrency, second_concurrency, log_dir, conf) as app:
+        with chain_workers(
+            broker_url,
+            first_concurrency,
+            second_concurrency,
+            log_dir,
+            conf,
+            pool=pool,
+            second_processes=second_processes,
+        ) as app:
             client.delete(DONE_KEY, LAST_KEY)
             _send_chains(app, warmup)
             _wait_done(client, warmup, timeout_s)

@@ -32,6 +32,8 @@ def run(config: BenchConfig, backing: Backing, pipeline_jobs_per_s: float | None
             config.latency_ms,
             config.latency_classify_concurrency,
             config.latency_tier_concurrency,
+            config.pool,
+            config.tier_workers,
         )
         pipe = run_pipeline(
             backing,

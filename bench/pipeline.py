@@ -64,7 +64,14 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     """Time N jobs through the stack, then N raw chains on the same broker and pools."""
     result = Result("pipeline")
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
-        options = stack_options(Path(tmp), 0, config.classify_concurrency, config.tier_concurrency)
+        options = stack_options(
+            Path(tmp),
+            0,
+            config.classify_concurrency,
+            config.tier_concurrency,
+            config.pool,
+            config.tier_workers,
+        )
         pipe = run_pipeline(
             backing,
             options,
@@ -80,6 +87,8 @@ def run(config: BenchConfig, backing: Backing) -> Result:
             warmup=config.warmup_jobs,
             first_concurrency=options.classify_concurrency,
             second_concurrency=options.tier_concurrency,
+            pool=options.pool,
+            second_processes=options.tier_workers,
             log_dir=Path(tmp) / "logs",
             timeout_s=config.timeout_s,
         )
@@ -96,9 +105,10 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         "floor": {
             "chains": config.pipeline_jobs,
             "app": "bench.chain_app",
-            "pool": "threads",
+            "pool": options.pool,
             "first_concurrency": options.classify_concurrency,
             "second_concurrency": options.tier_concurrency,
+            "second_processes": options.tier_workers,
             "completion": "second task INCRs a Redis counter and stamps the time",
             "celery_conf": floor.conf,
             "celery_conf_source": floor.conf_source,

@@ -55,6 +55,8 @@ def stack_options(
     latency_ms: int,
     classify_concurrency: int | None,
     tier_concurrency: int | None,
+    pool: str | None = None,
+    tier_workers: int | None = None,
 ) -> StackOptions:
     """The stack's own defaults unless a concurrency is given, so core tuning shows up."""
     options = StackOptions(
@@ -66,6 +68,10 @@ def stack_options(
         options.classify_concurrency = classify_concurrency
     if tier_concurrency is not None:
         options.tier_concurrency = tier_concurrency
+    if pool is not None:
+        options.pool = pool
+    if tier_workers is not None:
+        options.tier_workers = tier_workers
     return options
 
 

@@ -90,13 +90,20 @@ def demo(prompts: Path | None, keep: bool) -> None:
 @main.command()
 @click.option("--port", default=8000, show_default=True)
 @click.option("--flower-port", default=5555, show_default=True)
+@click.option(
+    "--tier-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Tier worker processes (each runs one core's worth of Python).",
+)
 @friendly_errors
-def up(port: int, flower_port: int) -> None:
+def up(port: int, flower_port: int, tier_workers: int) -> None:
     """Run the local stack (API, workers, Flower, simulator) until Ctrl-C."""
     from tierroute.demo import run_up
 
     _exit_on_sigterm()
-    run_up(console, port, flower_port)
+    run_up(console, port, flower_port, tier_workers)
 
 
 @main.command()

@@ -78,14 +78,17 @@ def run_demo(console: Console, prompts: Path | None, keep: bool) -> None:
     console.print(f"demo finished in {time.monotonic() - started:.1f}s")
 
 
-def run_up(console: Console, port: int, flower_port: int) -> None:
+def run_up(console: Console, port: int, flower_port: int, tier_workers: int = 2) -> None:
     """Run the stack in the foreground until Ctrl-C."""
     settings = get_settings()
+    options = StackOptions(
+        data_dir=settings.data_dir,
+        api_port=port,
+        flower_port=flower_port,
+        tier_workers=tier_workers,
+    )
     with console.status("starting the stack"):
-        stack_cm = run_stack(
-            settings,
-            StackOptions(data_dir=settings.data_dir, api_port=port, flower_port=flower_port),
-        )
+        stack_cm = run_stack(settings, options)
         stack = stack_cm.__enter__()
     try:
         console.print(f"API docs:  {stack.api_url}/docs")
