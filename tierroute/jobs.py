@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -203,15 +203,22 @@ def get_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None
 
 def job_view(job: Job) -> dict[str, Any]:
     """The public picture of a job: status, routing, answer, tokens and dollars."""
-    completions = [c for c in job.calls if c.purpose == CallPurpose.COMPLETE]
+    return view_of(job, job.routing, job.calls)
+
+
+def view_of(job: Any, routing: Any, calls: Sequence[Any]) -> dict[str, Any]:
+    """`job_view` from anything with the columns' names: ORM objects or plain rows.
+
+    The API's hot GET reads plain rows (tierroute/jobread.py); `calls` in id order.
+    """
+    completions = [c for c in calls if c.purpose == CallPurpose.COMPLETE]
     classifier_cost = sum(
-        (c.cost_usd for c in job.calls if c.purpose == CallPurpose.CLASSIFY), Decimal(0)
+        (c.cost_usd for c in calls if c.purpose == CallPurpose.CLASSIFY), Decimal(0)
     )
     completion_cost = sum((c.cost_usd for c in completions), Decimal(0))
     cost = classifier_cost + completion_cost
-    cost_if_opus = sum((c.cost_if_opus_usd for c in job.calls), Decimal(0))
+    cost_if_opus = sum((c.cost_if_opus_usd for c in calls), Decimal(0))
     last = completions[-1] if completions else None
-    routing = job.routing
     return {
         "id": str(job.id),
         "batch_id": str(job.batch_id) if job.batch_id else None,
@@ -248,7 +255,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "latency_ms": last.latency_ms if last else None,
         "attempts": job.attempts,
         "error": job.error,
-        "simulated": any(c.simulated for c in job.calls),
+        "simulated": any(c.simulated for c in calls),
         "metadata": job.metadata_,
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "classified_at": job.classified_at.isoformat() if job.classified_at else None,

@@ -45,6 +45,9 @@ class StackOptions:
     # Measured: threads beat gevent here (README, "Measured figures").
     pool: str = "threads"
     simulator_env: dict[str, str] = field(default_factory=dict)
+    # uvicorn worker processes for the API. One: /metrics counts HTTP requests in
+    # process, so several workers would each report their own share.
+    api_workers: int = 1
     # Tier worker processes (nodes tiers, tiers2, …). One Python process answers on
     # at most one core (the GIL), and on 2 cores the tier worker was the bottleneck:
     # measured, two processes ran the zero-latency pipeline 18 % faster (README).
@@ -152,7 +155,8 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
             api = start_child(
                 "api",
                 [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
-                 "--port", str(options.api_port), "--log-level", "warning"],
+                 "--port", str(options.api_port), "--log-level", "warning",
+                 "--workers", str(options.api_workers)],
                 {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["api"])},
                 log_dir,
             )  # fmt: skip

@@ -15,14 +15,8 @@ from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
 from api.schemas import JobAccepted, RatingIn, RatingOut, error_responses
 from tierroute.db import session_scope
-from tierroute.jobs import (
-    claim_for_enqueue,
-    create_job,
-    get_job,
-    job_view,
-    rate_job,
-    retry_job,
-)
+from tierroute.jobread import read_job_view
+from tierroute.jobs import claim_for_enqueue, create_job, rate_job, retry_job
 from tierroute.runtime import Runtime
 from tierroute.specs import JobSpec
 
@@ -90,8 +84,7 @@ def retry(
 @router.get("/{job_id}")
 def read_job(job_id: str, caller: CallerKey) -> dict[str, Any]:
     """Status, tier, routing, answer, tokens, dollars and timings of one job."""
-    with session_scope() as session:
-        return job_view(get_job(session, parse_id("job", job_id), api_key_id=caller))
+    return read_job_view(parse_id("job", job_id), api_key_id=caller)
 
 
 @router.post(
