@@ -140,8 +140,8 @@ def assert_untouched(job_id: uuid.UUID, status: JobStatus) -> None:
     assert decisions(job_id) == []
 
 
-def test_a_chunk_of_queued_jobs_is_routed_and_handed_on_once_each(rt: Runtime) -> None:
-    ids = submit_all(PROMPTS)
+def route_whole_chunk(rt: Runtime, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Classify PROMPTS' jobs as one chunk; each is handed on once, on its classifier's tier."""
     routing = classify_batch(rt, ids)
     assert routing.on_their_own == []
     assert Counter(job_id for job_id, _ in routing.hand_on) == Counter(ids)
@@ -149,11 +149,17 @@ def test_a_chunk_of_queued_jobs_is_routed_and_handed_on_once_each(rt: Runtime) -
     for job_id, prompt in zip(ids, PROMPTS, strict=True):
         assert handed[job_id] == rt.classifier.classify(prompt).tier
         assert_routed(job_id, handed[job_id])
+    return handed
+
+
+def test_a_chunk_of_queued_jobs_is_routed_and_handed_on_once_each(rt: Runtime) -> None:
+    ids = submit_all(PROMPTS)
+    handed = route_whole_chunk(rt, ids)
     assert set(handed.values()) == set(rt.tiers.names)  # the chunk really spans the tiers
     assert decision_count() == len(ids)
     assert call_count() == 0  # the local classifier bills nothing
     # The routed state is exactly what the tier step claims.
-    first, tier = routing.hand_on[0]
+    first, tier = next(iter(handed.items()))
     assert complete_job(rt, first) is None
     done = load_job(first)
     assert done.status == JobStatus.SUCCEEDED and done.tier == tier and done.result_text
@@ -316,13 +322,7 @@ def test_a_chunk_goes_one_by_one_and_still_routes_while_a_budget_applies(
     rt = configure(monkeypatch, classifier="local", daily_budget_usd=1000)
     assert rt.budgets.applies(None)  # a global budget needs no query to apply
     ids = submit_all(PROMPTS)
-    routing = classify_batch(rt, ids)
-    assert routing.on_their_own == []
-    assert Counter(job_id for job_id, _ in routing.hand_on) == Counter(ids)
-    handed = dict(routing.hand_on)
-    for job_id, prompt in zip(ids, PROMPTS, strict=True):
-        assert handed[job_id] == rt.classifier.classify(prompt).tier
-        assert_routed(job_id, handed[job_id])
+    route_whole_chunk(rt, ids)
     assert call_count() == 0
 
 
