@@ -110,6 +110,8 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
     role = "classify" if "classify" in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
     runtime = get_runtime(role=role)
+    transport = type(getattr(getattr(sender, "connection", None), "transport", None))
+    log.info("broker transport: %s.%s", transport.__module__, transport.__qualname__)
     settings = runtime.settings
     if not settings.log_each_task:
         # Celery logs "received" and "succeeded" for every task: at hundreds of tasks a

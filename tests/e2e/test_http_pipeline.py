@@ -192,3 +192,16 @@ def test_flower_lists_the_workers_and_the_four_queues(stack: RunningStack) -> No
         queues = {q["name"]: q["messages"] for q in lengths.json()["active_queues"]}
         assert set(queues) == {"classify", "haiku", "sonnet", "opus"}
         assert all(isinstance(n, int) for n in queues.values())
+
+
+def test_workers_name_their_broker_transport(stack: RunningStack) -> None:
+    # On Redis, the project's transport (one client per channel, worker/redis_transport.py).
+    expected = (
+        "worker.redis_transport.Transport"
+        if stack.broker_url.startswith("redis://")
+        else "kombu.transport.pyamqp.Transport"
+    )
+    workers = [c for c in stack.children if c.name.startswith("worker-")]
+    assert len(workers) == 3  # classify and two tier workers
+    for worker in workers:
+        assert f"broker transport: {expected}" in worker.log_path.read_text(errors="replace")
