@@ -30,6 +30,9 @@ def _broker_url() -> str:
     return url
 
 
+UNACKED_MUTEX_EXPIRE_S = 10
+
+
 def broker_transport(broker_url: str) -> str | None:
     """Plain Redis: kombu's transport minus a client built per message (worker/redis_transport.py).
 
@@ -50,6 +53,10 @@ def transport_options(visibility_timeout_s: float, broker_is_redis: bool) -> dic
         # every few seconds and a killed worker's messages come back soon after it.
         "unacked_restore_interval": max(1.0, min(10.0, visibility_timeout_s / 20)),
         "unacked_restore_throttle": 1,
+        # A scan holds a mutex key in Redis; a worker killed mid-scan leaves it for
+        # its expiry (kombu's default: 300 s), and until then no worker restores
+        # anything. A scan takes milliseconds, so a short expiry is safe.
+        "unacked_mutex_expire": UNACKED_MUTEX_EXPIRE_S,
     }
 
 

@@ -22,6 +22,8 @@ def test_redis_transport_scans_for_a_dead_workers_messages_often() -> None:
     # kombu's default sweep is every 100 s; ours every 10 s at most.
     assert options["unacked_restore_interval"] == 10 and options["unacked_restore_throttle"] == 1
     assert transport_options(40, broker_is_redis=True)["unacked_restore_interval"] == 2
+    # A worker killed mid-scan must not stop every restore for kombu's 300 s.
+    assert options["unacked_mutex_expire"] <= 10
     assert transport_options(3600, broker_is_redis=False) == {}  # RabbitMQ redelivers itself
 
 
