@@ -110,3 +110,54 @@ class LostMessageWatch:
             resent.complete,
         )
         return resent
+
+
+# Routed jobs no tier worker has started for longer than the broker's visibility
+# timeout. By then a dead worker's unacknowledged messages are back in their
+# queues, so such a job has most likely lost its message: kombu's Redis transport
+# pops a message before it records it as unacknowledged, and a worker killed in
+# between takes it along. A job merely waiting in a very deep queue gets a
+# duplicate, which its claim skips.
+STALE_ROUTED = """
+    SELECT id, tier FROM jobs
+     WHERE status = 'classifying' AND tier IS NOT NULL AND NOT batch_api
+       AND classified_at < now() - make_interval(secs => %(after_s)s)
+       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+     ORDER BY classified_at
+     LIMIT 1000
+"""
+
+
+@dataclass
+class StaleRouteWatch:
+    """Now and then, sends `complete` again for routed jobs unstarted for `after_s`."""
+
+    send_complete: SendComplete
+    after_s: float
+    interval_s: float = 5.0
+    _next_check: float = field(default=0.0, repr=False)
+    # job -> when we last sent it again; each is sent again at most once per after_s.
+    _sent: dict[uuid.UUID, float] = field(default_factory=dict, repr=False)
+
+    def check(self) -> int:
+        """How many jobs were sent again; errors propagate, and the next check tries again."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return 0
+        self._next_check = now + self.interval_s
+        with raw_transaction() as cur:
+            cur.execute(STALE_ROUTED, {"after_s": self.after_s})
+            rows = cur.fetchall()
+        due = [
+            (job_id, str(tier))
+            for job_id, tier in rows
+            if now - self._sent.get(job_id, -self.after_s) >= self.after_s
+        ]
+        if due:
+            self.send_complete(due)
+            log.warning(
+                "sent complete again for %d routed jobs unstarted for %.0fs", len(due), self.after_s
+            )
+        self._sent = {j: t for j, t in self._sent.items() if now - t < 2 * self.after_s}
+        self._sent.update((job_id, now) for job_id, _ in due)
+        return len(due)

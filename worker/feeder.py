@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -18,7 +18,7 @@ from celery import Celery
 from kombu import Connection
 
 from tierroute.feeder import Feeder, start_feeder_thread
-from tierroute.recovery import LostMessageWatch
+from tierroute.recovery import LostMessageWatch, StaleRouteWatch
 
 CLASSIFY_TASK = "tierroute.classify"
 CLASSIFY_MANY_TASK = "tierroute.classify_many"
@@ -116,6 +116,7 @@ def start(
     chunk: int,
     redis_broker_url: str | None = None,
     ids_per_message: int = 1,
+    visibility_timeout_s: float = 3600.0,
 ) -> threading.Event:
     """Start the feeder thread for this worker; set the event to stop it.
 
@@ -123,17 +124,25 @@ def start(
     Redis has lost its data. RabbitMQ keeps durable queues across a restart.
     """
     outlet = CeleryOutlet(app, ids_per_message)
-    watch = None
+    checks: list[Callable[[], object]] = []
     if redis_broker_url is not None:
-        watch = LostMessageWatch(
-            RedisMarker(redis_broker_url), outlet.send_many, outlet.send_complete
+        checks.append(
+            LostMessageWatch(
+                RedisMarker(redis_broker_url), outlet.send_many, outlet.send_complete
+            ).check
         )
+        stale = StaleRouteWatch(
+            outlet.send_complete,
+            after_s=visibility_timeout_s * 1.25,
+            interval_s=max(1.0, min(10.0, visibility_timeout_s / 20)),
+        )
+        checks.append(stale.check)
     feeder = Feeder(
         send_many=outlet.send_many,
         queue_depth=outlet.queue_depth,
         max_depth=max_depth,
         chunk=chunk,
-        before_round=watch.check if watch is not None else None,
+        before_round=(lambda: [check() for check in checks]) if checks else None,
     )
     _, stop = start_feeder_thread(feeder)
     return stop

@@ -1,0 +1,45 @@
+"""Routed jobs that lost their message get it again once, after the visibility timeout."""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+import pytest
+
+from tests.conftest import Services
+from tierroute.db import session_scope
+from tierroute.jobs import create_job
+from tierroute.recovery import StaleRouteWatch
+from tierroute.runtime import get_runtime
+from tierroute.specs import JobSpec
+
+pytestmark = pytest.mark.integration
+
+
+def routed_job(services: Services, routed_s_ago: float, extra: str = "") -> uuid.UUID:
+    get_runtime()
+    with session_scope() as session:
+        job, _ = create_job(session, JobSpec(prompt="hi"), default_max_tokens=64)
+        job_id = job.id
+    url = services.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE jobs SET status = 'classifying', tier = 'haiku', classified_at = now() "
+            f"- make_interval(secs => %s){extra} WHERE id = %s",
+            (routed_s_ago, job_id),
+        )
+    return job_id
+
+
+def test_only_old_unleased_routed_jobs_are_sent_again_and_once(clean_db: Services) -> None:
+    lost = routed_job(clean_db, 120)
+    fresh = routed_job(clean_db, 1)
+    leased = routed_job(clean_db, 120, ", lease_expires_at = now() + interval '1 hour'")
+    batch_mode = routed_job(clean_db, 120, ", batch_api = true")
+    sent: list[tuple[uuid.UUID, str]] = []
+    watch = StaleRouteWatch(sent.extend, after_s=60, interval_s=0)
+    assert watch.check() == 1
+    assert sent == [(lost, "haiku")]
+    assert watch.check() == 0  # not again within after_s
+    assert {fresh, leased, batch_mode}.isdisjoint(job_id for job_id, _ in sent)
