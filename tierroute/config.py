@@ -65,9 +65,9 @@ class Settings(BaseSettings):
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     default_max_tokens: int = 1024
-    # SQLAlchemy pool per process (plus as many overflow connections). Tasks hold a
-    # connection only around short transactions, never during a model call, so a
-    # worker with hundreds of threads needs tens of connections, not hundreds.
+    # A process opens up to twice this many Postgres connections (db.make_engine).
+    # Tasks hold a connection only around short transactions, never during a model
+    # call, so a worker with hundreds of threads needs tens of connections, not hundreds.
     db_pool_size: int = 10
     # Classify workers run the feeder: it keeps up to feeder_max_depth messages in
     # the classify queue, sending feeder_chunk at a time.
@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # Job ids per classify message the feeder sends, when the classifier runs in
     # process: a chunk is routed with one read and one write (tierroute/classify_batch.py).
     classify_batch_size: int = 50
+    # Job ids per tier message when a classify chunk hands its jobs on: one Celery
+    # message per job was most of a tier worker's CPU (worker/call_pool.py). 1: a
+    # `complete` message per job.
+    complete_batch_size: int = 10
     # Open connections to the Anthropic API per process; above the thread count.
     http_max_connections: int = 2000
     # Per-model RPM/ITPM/OTPM limits and 429 cooldowns shared by all workers through
@@ -144,6 +148,7 @@ class Settings(BaseSettings):
         "feeder_max_depth",
         "feeder_chunk",
         "classify_batch_size",
+        "complete_batch_size",
     )
     @classmethod
     def _positive(cls, value: int) -> int:

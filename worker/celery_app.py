@@ -117,6 +117,11 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
     role = "classify" if "classify" in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
     runtime = get_runtime(role=role)
+    concurrency = getattr(getattr(sender, "pool", None), "limit", None)
+    if role == "tiers" and isinstance(concurrency, int):
+        from worker import call_pool
+
+        call_pool.configure(concurrency)  # `-c N`: N calls in flight from chunked messages
     transport = type(getattr(getattr(sender, "connection", None), "transport", None))
     log.info("broker transport: %s.%s", transport.__module__, transport.__qualname__)
     settings = runtime.settings
@@ -124,7 +129,8 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
         # Celery logs "received" and "succeeded" for every task: at hundreds of tasks a
         # second that is most of the log and a measurable share of a worker's CPU.
         # Failures and retries still log; Flower shows every task.
-        for name in ("celery.app.trace", "celery.worker.strategy"):
+        # The SDK's HTTP client logs each request at INFO too ("HTTP Request: POST …").
+        for name in ("celery.app.trace", "celery.worker.strategy", "httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
     if "classify" in queues and settings.feeder:
         from worker import feeder

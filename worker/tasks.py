@@ -11,12 +11,14 @@ from celery import Task
 from tierroute.classify_batch import classify_batch
 from tierroute.dbretry import DATABASE_ERRORS
 from tierroute.pipeline import RetryLater, classify_job, complete_job
-from tierroute.runtime import get_runtime
+from tierroute.runtime import Runtime, get_runtime
+from worker import call_pool
 from worker.celery_app import app
 
 CLASSIFY = "tierroute.classify"
 CLASSIFY_MANY = "tierroute.classify_many"
 COMPLETE = "tierroute.complete"
+COMPLETE_MANY = "tierroute.complete_many"
 # While Postgres is unreachable (restart, failover) a task waits this long, ±50 %,
 # and tries again; it is not an attempt, since nothing was wrong with the job.
 DATABASE_RETRY_S = 2.0
@@ -50,11 +52,15 @@ def classify_many(self: Task, job_ids: list[str]) -> None:
         routing = classify_batch(get_runtime(), [uuid.UUID(job_id) for job_id in job_ids])
     except DATABASE_ERRORS as exc:
         raise _database_retry(self, exc) from exc
-    messages = len(routing.hand_on) + len(routing.on_their_own)
+    hand_on = tier_messages(routing.hand_on, get_runtime().settings.complete_batch_size)
+    messages = len(hand_on) + len(routing.on_their_own)
     # One pipelined round trip to Redis for the chunk's messages (kombu's batch).
     with app.producer_or_acquire() as producer, producer.batch(max_size=max(messages, 1)):
-        for job_id, tier in routing.hand_on:
-            complete.apply_async(args=[str(job_id)], queue=tier, producer=producer)
+        for tier, ids in hand_on:
+            if len(ids) == 1:
+                complete.apply_async(args=[ids[0]], queue=tier, producer=producer)
+            else:
+                complete_many.apply_async(args=[ids, tier], queue=tier, producer=producer)
         for job_id, delay_s in routing.on_their_own:
             classify.apply_async(args=[str(job_id)], countdown=delay_s or None, producer=producer)
 
@@ -69,3 +75,48 @@ def complete(self: Task, job_id: str) -> None:
     if retry is not None:
         # Attempts are counted and capped in Postgres, not by Celery.
         raise self.retry(countdown=retry.delay_s, max_retries=None)
+
+
+@app.task(name=COMPLETE_MANY, bind=True, max_retries=None)
+def complete_many(self: Task, job_ids: list[str], queue: str) -> None:
+    """Answer a chunk of one tier's jobs side by side; a job that must wait retries on its own.
+
+    Acknowledged (acks_late) once every job of the chunk is done or handed on, so a
+    worker that dies mid-chunk leaves the whole message to be redelivered; claims
+    skip the jobs it finished.
+    """
+    runtime = get_runtime()
+    delays = call_pool.run_each(lambda job_id: _complete_in_chunk(runtime, job_id), job_ids)
+    for job_id, delay_s in zip(job_ids, delays, strict=True):
+        if delay_s is not None:  # held, rate limited or failed transiently: rare
+            complete.apply_async(args=[job_id], queue=queue, countdown=delay_s)
+
+
+def _complete_in_chunk(runtime: Runtime, job_id: str) -> float | None:
+    """One job of a `complete_many` chunk: None when done, else seconds until it runs again."""
+    try:
+        retry = complete_job(runtime, uuid.UUID(job_id))
+    except DATABASE_ERRORS as exc:
+        countdown = DATABASE_RETRY_S * random.uniform(0.5, 1.5)
+        log.warning("complete: database unavailable (%s); job %s in %.1fs", exc, job_id, countdown)
+        return countdown
+    except Exception:
+        # As a `complete` task's failure would: logged, and the chunk's other jobs go on.
+        log.exception("complete: job %s failed in its chunk", job_id)
+        return None
+    # Attempts are counted and capped in Postgres, not by Celery.
+    return None if retry is None else max(retry.delay_s, 0.001)
+
+
+def tier_messages(
+    hand_on: list[tuple[uuid.UUID, str]], per_message: int
+) -> list[tuple[str, list[str]]]:
+    """Group routed jobs into (tier queue, job ids) messages of at most `per_message` jobs."""
+    by_tier: dict[str, list[str]] = {}
+    for job_id, tier in hand_on:
+        by_tier.setdefault(tier, []).append(str(job_id))
+    return [
+        (tier, ids[start : start + per_message])
+        for tier, ids in by_tier.items()
+        for start in range(0, len(ids), per_message)
+    ]
