@@ -169,7 +169,7 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
             params,
             lambda: limited_call(
                 rt.limiter(),
-                rt.client,
+                rt.clients.for_this_thread(),
                 params,
                 purpose=CallPurpose.COMPLETE,
                 tiers=rt.tiers,

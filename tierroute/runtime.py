@@ -12,9 +12,14 @@ from tierroute import db
 from tierroute.budgets import BudgetGuard
 from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
 from tierroute.config import Settings, get_settings
-from tierroute.provider import make_client
+from tierroute.provider import ClientShards, make_client_shards
 from tierroute.ratelimit import RateLimiter, SharedLimiter
 from tierroute.tiers import TierTable, default_tier_table
+
+# SDK clients per process, by role (provider.ClientShards): a tier worker keeps
+# hundreds of calls in flight, and sixteen pools of a few dozen connections each
+# cost less than one of hundreds. Other processes make few concurrent calls.
+CLIENT_SHARDS = {"tiers": 16}
 
 
 @dataclass
@@ -23,12 +28,18 @@ class Runtime:
 
     settings: Settings
     tiers: TierTable
-    client: anthropic.Anthropic
+    # Model calls of jobs go through `clients.for_this_thread()`; `client` is the first.
+    clients: ClientShards
     classifier: Classifier
     policy: RoutingPolicy
     # The shared rate limiter; its Redis connection opens on first use.
     limits: SharedLimiter
     budgets: BudgetGuard
+
+    @property
+    def client(self) -> anthropic.Anthropic:
+        """The client for the process's occasional calls (classifier, Message Batches)."""
+        return self.clients.first
 
     def limiter(self) -> RateLimiter | None:
         """The shared rate limiter, or None when rate limits are off."""
@@ -36,7 +47,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release this process's connections."""
-        self.client.close()
+        self.clients.close()
         self.limits.close()
 
 
@@ -58,13 +69,15 @@ def get_runtime(role: str = "worker") -> Runtime:
             # Postgres restart broke); workers retry a task instead, and save a round
             # trip on each of a job's transactions.
             db.init_engine(settings, pre_ping=role == "api")
-            client = make_client(settings, client_name=f"{role}-{os.getpid()}")
+            clients = make_client_shards(
+                settings, CLIENT_SHARDS.get(role, 1), client_name=f"{role}-{os.getpid()}"
+            )
             limits = SharedLimiter(settings, tiers)
             _runtime = Runtime(
                 settings=settings,
                 tiers=tiers,
-                client=client,
-                classifier=build_classifier(settings, tiers, client, limiter=limits.get),
+                clients=clients,
+                classifier=build_classifier(settings, tiers, clients.first, limiter=limits.get),
                 policy=build_policy(settings, tiers),
                 limits=limits,
                 budgets=BudgetGuard(tiers, settings.daily_budget_usd, settings.budget_policy),
