@@ -227,6 +227,22 @@ def limits_by_model(
     return limits
 
 
+# Redis connections per process for the limiter. Every model call makes one short
+# script call, so a few dozen connections serve hundreds of threads; a thread finding
+# them all busy waits for one (up to LIMITER_POOL_WAIT_S). redis-py's default pool
+# instead refuses a 101st concurrent caller ("Too many connections"): at 600 calls in
+# flight that sent 15 % of jobs to retry later as if the limiter were down.
+LIMITER_POOL_SIZE = 32
+LIMITER_POOL_WAIT_S = 5.0
+
+
+def limiter_pool(url: str) -> redis.BlockingConnectionPool:
+    """The limiter's connection pool: bounded, and waiting rather than failing when busy."""
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=LIMITER_POOL_SIZE, timeout=LIMITER_POOL_WAIT_S, socket_timeout=5
+    )
+
+
 class SharedLimiter:
     """This process's limiter, connected to the broker's Redis on first use."""
 
@@ -247,7 +263,7 @@ class SharedLimiter:
             if self._limiter is None:
                 # The broker's Redis unless TIERROUTE_REDIS_URL names another (RabbitMQ
                 # brokers): every worker already reaches it, so no new service.
-                self._client = redis.Redis.from_url(url, socket_timeout=5)
+                self._client = redis.Redis(connection_pool=limiter_pool(url))
                 limits = limits_by_model(
                     self._tiers, settings.rate_limit_overrides, use_table=not settings.simulated
                 )
@@ -259,6 +275,7 @@ class SharedLimiter:
         with self._lock:
             if self._client is not None:
                 self._client.close()
+                self._client.connection_pool.disconnect()
             self._client = self._limiter = None
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.conftest import Services, clear_rate_limits
-from tierroute.ratelimit import ModelLimits, RateLimiter
+from tierroute.ratelimit import LIMITER_POOL_SIZE, ModelLimits, RateLimiter, limiter_pool
 
 pytestmark = pytest.mark.integration
 
@@ -126,4 +126,32 @@ def test_concurrent_acquires_admit_exactly_the_limit(services: Services) -> None
         thread.join()
     # 200 tries against 50 a minute; the test is far shorter than the 1.2 s a refill takes.
     assert sum(admitted) == 50
+    clear_rate_limits(services.broker_url)
+
+
+def test_more_threads_than_pooled_connections_wait_for_one(services: Services) -> None:
+    # 150 threads at once against a pool of LIMITER_POOL_SIZE: redis-py's default pool
+    # would refuse callers past 100 ("Too many connections"); this one queues them.
+    clear_rate_limits(services.broker_url)
+    pool = limiter_pool(services.broker_url)
+    client = redis.Redis(connection_pool=pool)
+    rl = limiter(client)  # unlimited: every acquire is admitted
+    start = threading.Barrier(150)
+    outcomes: list[object] = []
+
+    def worker() -> None:
+        start.wait()
+        try:
+            outcomes.append(rl.acquire(MODEL, 1, 1).wait_s)
+        except redis.RedisError as exc:  # what the default pool raised
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(150)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes == [0.0] * 150
+    assert len(pool._connections) <= LIMITER_POOL_SIZE  # bounded, however many threads
+    pool.disconnect()
     clear_rate_limits(services.broker_url)
