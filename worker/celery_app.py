@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any
@@ -132,6 +133,7 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
         # The SDK's HTTP client logs each request at INFO too ("HTTP Request: POST …").
         for name in ("celery.app.trace", "celery.worker.strategy", "httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    _tune_gc(role)
     if "classify" in queues and settings.feeder:
         from worker import feeder
 
@@ -145,6 +147,26 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
             visibility_timeout_s=settings.visibility_timeout_s,
         )
         log.info("feeder running in this classify worker")
+
+
+# Allocations of container objects between young-generation collections (CPython's
+# default: 700) in tier workers. See _tune_gc.
+TIER_GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_gc(role: str) -> None:
+    """Keep the cyclic garbage collector from walking objects that never become garbage.
+
+    At 2 s latency a tier worker holds hundreds of calls' objects alive at once, and
+    every collection walks them: measured over a 3,000-job run, collections took
+    1.4 s of a tier worker's ~7 s of CPU. Freezing the startup objects (modules, SDK
+    and pydantic types, the runtime) took that to 0.8 s; collecting the young
+    generation every 20,000 allocations as well, to 0.5 s.
+    """
+    gc.collect()
+    gc.freeze()
+    if role == "tiers":
+        gc.set_threshold(TIER_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 @worker_shutdown.connect
