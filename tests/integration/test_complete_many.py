@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from tests.conftest import Services
 from tests.integration.test_classify_batch import PROMPTS, configure, load_job, set_job, submit_all
+from tierroute import jobstore
 from tierroute.classify_batch import classify_batch
-from tierroute.db import session_scope
+from tierroute.db import raw_autocommit, raw_transaction, session_scope
 from tierroute.models import JobStatus, ModelCall
 from tierroute.runtime import Runtime
 from tierroute.simulator import RunningSimulator
@@ -110,3 +111,17 @@ def test_routed_jobs_become_messages_of_one_tier_and_bounded_size() -> None:
     assert sorted(sent) == sorted(str(job_id) for job_id, _ in jobs)
     singles = tasks.tier_messages(jobs, per_message=1)
     assert len(singles) == len(jobs) and all(len(ids) == 1 for _, ids in singles)
+
+
+def test_the_claim_commits_without_a_wal_wait_and_leaves_the_connection_durable(
+    rt: Runtime,
+) -> None:
+    _, ids = next(iter(routed_by_tier(rt, PROMPTS[:1]).items()))
+    with raw_transaction() as cur:
+        assert jobstore.claim_for_complete(cur, ids[0], 60.0) is not None
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()[0] == "off"  # for the claim's own transaction
+    with raw_autocommit() as cur:
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()[0] == "on"  # results still wait for the WAL
+    assert load_job(ids[0]).status == JobStatus.RUNNING
