@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench.backing import Backing
 from bench.config import BenchConfig
-from bench.floor import run_floor
+from bench.floor import FloorRun, run_floor
 from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
 from bench.report import Result
 
@@ -61,7 +61,12 @@ def outcome_notes(run: PipelineRun) -> list[str]:
 
 
 def run(config: BenchConfig, backing: Backing) -> Result:
-    """Time N jobs through the stack, then N raw chains on the same broker and pools."""
+    """Time N raw chains, N jobs through the stack, then N chains again, on one broker and pools.
+
+    The floor runs before and after the pipeline and counts as the mean of the two:
+    this VM's speed drifts by tens of percent within a minute, and bracketing the
+    pipeline cancels a steady drift instead of charging it to one side.
+    """
     result = Result("pipeline")
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
         options = stack_options(
@@ -72,6 +77,24 @@ def run(config: BenchConfig, backing: Backing) -> Result:
             config.pool,
             config.tier_workers,
         )
+
+        def floor_run() -> FloorRun:
+            # Each side runs with the CPUs to itself: the stack is down during the floor.
+            backing.reset()
+            return run_floor(
+                backing.broker_url,
+                config.pipeline_jobs,
+                warmup=config.warmup_jobs,
+                first_concurrency=options.classify_concurrency,
+                second_concurrency=options.tier_concurrency,
+                pool=options.pool,
+                second_processes=options.tier_workers,
+                log_dir=Path(tmp) / "logs",
+                timeout_s=config.timeout_s,
+            )
+
+        floor_before = floor_run()
+        backing.reset()
         pipe = run_pipeline(
             backing,
             options,
@@ -79,22 +102,12 @@ def run(config: BenchConfig, backing: Backing) -> Result:
             warmup=config.warmup_jobs,
             timeout_s=config.timeout_s,
         )
-        # The stack is down by now, so the floor has the CPUs to itself, as the pipeline had.
-        backing.reset()
-        floor = run_floor(
-            backing.broker_url,
-            config.pipeline_jobs,
-            warmup=config.warmup_jobs,
-            first_concurrency=options.classify_concurrency,
-            second_concurrency=options.tier_concurrency,
-            pool=options.pool,
-            second_processes=options.tier_workers,
-            log_dir=Path(tmp) / "logs",
-            timeout_s=config.timeout_s,
-        )
+        floor_after = floor_run()
+    floors = (floor_before, floor_after)
+    floor_per_s = sum(f.chains_per_s for f in floors) / len(floors)
     result.figures["pipeline_jobs_per_s"] = pipe.jobs_per_s
-    result.figures["chain_floor_per_s"] = floor.chains_per_s
-    result.figures["pipeline_to_floor_ratio"] = pipe.jobs_per_s / floor.chains_per_s
+    result.figures["chain_floor_per_s"] = floor_per_s
+    result.figures["pipeline_to_floor_ratio"] = pipe.jobs_per_s / floor_per_s
     result.figures.update(outcome_figures(pipe))
     result.figures.update(pipe.gauges)
     result.figures.update(pipe.rss)
@@ -110,17 +123,28 @@ def run(config: BenchConfig, backing: Backing) -> Result:
             "second_concurrency": options.tier_concurrency,
             "second_processes": options.tier_workers,
             "completion": "second task INCRs a Redis counter and stamps the time",
-            "celery_conf": floor.conf,
-            "celery_conf_source": floor.conf_source,
+            "runs": "before and after the pipeline; chain_floor_per_s is their mean",
+            "celery_conf": floor_after.conf,
+            "celery_conf_source": floor_after.conf_source,
         },
         "broker": "redis (same URL for pipeline and floor)",
         "smoke": config.smoke,
     }
     result.details = {
         "pipeline": pipeline_details(pipe),
-        "floor": {"chains": floor.chains, "done": floor.done, "seconds": round(floor.seconds, 3)},
+        "floor": [
+            {
+                "when": when,
+                "chains": floor.chains,
+                "done": floor.done,
+                "seconds": round(floor.seconds, 3),
+                "chains_per_s": round(floor.chains_per_s, 1),
+            }
+            for when, floor in zip(("before", "after"), floors, strict=True)
+        ],
     }
     result.notes.extend(outcome_notes(pipe))
-    if floor.done < floor.chains:
-        result.notes.append(f"only {floor.done}/{floor.chains} chains finished: partial rate")
+    for floor in floors:
+        if floor.done < floor.chains:
+            result.notes.append(f"only {floor.done}/{floor.chains} chains finished: partial rate")
     return result
