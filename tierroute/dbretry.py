@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# psycopg's own from the hot path's raw cursors; SQLAlchemy's from pool checkouts.
+# psycopg's own from the hot path's raw cursors; SQLAlchemy's from pool checkouts,
+# including a pool that stayed exhausted for its whole timeout (sa_exc.TimeoutError):
+# a step that meets it waits and tries again, rather than leave its job half done.
 DATABASE_ERRORS: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
     sa_exc.OperationalError,
     sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
 )
 # How long a step keeps retrying the commit of a call it has made. The call ended
 # within the SDK timeout, so the job's lease has at least LEASE_MARGIN_S left: nobody

@@ -117,12 +117,17 @@ class LostMessageWatch:
 # queues, so such a job has most likely lost its message: kombu's Redis transport
 # pops a message before it records it as unacknowledged, and a worker killed in
 # between takes it along. A job merely waiting in a very deep queue gets a
-# duplicate, which its claim skips.
+# duplicate, which its claim skips. Likewise a running job whose lease ran out
+# that long ago: its task ended without finishing it (an error no retry covered)
+# and its message is gone; a claim takes a job whose lease has run out.
 STALE_ROUTED = """
     SELECT id, tier FROM jobs
-     WHERE status = 'classifying' AND tier IS NOT NULL AND NOT batch_api
-       AND classified_at < now() - make_interval(secs => %(after_s)s)
-       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+     WHERE tier IS NOT NULL AND NOT batch_api
+       AND ((status = 'classifying'
+             AND classified_at < now() - make_interval(secs => %(after_s)s)
+             AND (lease_expires_at IS NULL OR lease_expires_at < now()))
+            OR (status = 'running'
+                AND lease_expires_at < now() - make_interval(secs => %(after_s)s)))
      ORDER BY classified_at
      LIMIT 1000
 """

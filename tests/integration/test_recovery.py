@@ -9,6 +9,7 @@ from unittest import mock
 
 import psycopg
 import pytest
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services
@@ -184,6 +185,21 @@ def test_a_commit_retries_through_a_lost_connection_without_writing_twice(
 
     with pytest.raises(psycopg.OperationalError):
         retrying_transaction(always_down, within_s=0.3)
+
+
+def test_a_connection_pool_that_stays_exhausted_is_waited_out(rt: Runtime) -> None:
+    # A pool checkout that timed out (every connection busy) once left a job whose
+    # call was made running, with its message acknowledged; now the write retries.
+    tries: list[bool] = []
+
+    def work(cur: Any, retried: bool) -> str:
+        tries.append(retried)
+        if len(tries) == 1:
+            raise sa_exc.TimeoutError("QueuePool limit of size 24 overflow 0 reached")
+        return "kept"
+
+    assert retrying_transaction(work, within_s=5) == "kept"
+    assert tries == [False, True]
 
 
 def test_tasks_retry_database_errors_instead_of_failing(rt: Runtime) -> None:

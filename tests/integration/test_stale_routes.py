@@ -43,3 +43,27 @@ def test_only_old_unleased_routed_jobs_are_sent_again_and_once(clean_db: Service
     assert sent == [(lost, "haiku")]
     assert watch.check() == 0  # not again within after_s
     assert {fresh, leased, batch_mode}.isdisjoint(job_id for job_id, _ in sent)
+
+
+def running_job(services: Services, lease_left: str) -> uuid.UUID:
+    """A job a tier worker claimed, its lease ending `now() + lease_left`."""
+    job_id = routed_job(services, 600)
+    url = services.database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        conn.execute(
+            "UPDATE jobs SET status = 'running', "
+            f"lease_expires_at = now() + interval '{lease_left}' WHERE id = %s",
+            (job_id,),
+        )
+    return job_id
+
+
+def test_a_running_job_whose_lease_ran_out_long_ago_is_sent_again(clean_db: Services) -> None:
+    # Its task ended without finishing it, and no message is left to retry it.
+    abandoned = running_job(clean_db, "-2 minutes")
+    lately = running_job(clean_db, "-10 seconds")
+    working = running_job(clean_db, "1 minute")
+    sent: list[tuple[uuid.UUID, str]] = []
+    assert StaleRouteWatch(sent.extend, after_s=60, interval_s=0).check() == 1
+    assert sent == [(abandoned, "haiku")]
+    assert {lately, working}.isdisjoint(job_id for job_id, _ in sent)
