@@ -92,9 +92,6 @@ class ClientShards:
         """The client for occasional calls (classifier, Message Batches)."""
         return self._clients[0]
 
-    def __len__(self) -> int:
-        return len(self._clients)
-
     def for_this_thread(self) -> anthropic.Anthropic:
         """This thread's client: assigned round robin on first use, then kept."""
         client: anthropic.Anthropic | None = getattr(self._local, "client", None)

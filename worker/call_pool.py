@@ -49,5 +49,6 @@ def run_each(work: Callable[[Item], Outcome], items: Sequence[Item]) -> list[Out
 
     `work` must handle its own errors: one that raises fails the whole call.
     """
-    futures = [_pool().submit(work, item) for item in items]
+    pool = _pool()
+    futures = [pool.submit(work, item) for item in items]
     return [future.result() for future in futures]
