@@ -135,7 +135,7 @@ STALE_ROUTED = """
 
 @dataclass
 class StaleRouteWatch:
-    """Now and then, sends `complete` again for routed jobs unstarted for `after_s`."""
+    """Now and then, sends `complete` again for jobs unstarted, or abandoned, for `after_s`."""
 
     send_complete: SendComplete
     after_s: float
@@ -161,7 +161,9 @@ class StaleRouteWatch:
         if due:
             self.send_complete(due)
             log.warning(
-                "sent complete again for %d routed jobs unstarted for %.0fs", len(due), self.after_s
+                "sent complete again for %d jobs unstarted, or abandoned, for %.0fs",
+                len(due),
+                self.after_s,
             )
         self._sent = {j: t for j, t in self._sent.items() if now - t < 2 * self.after_s}
         self._sent.update((job_id, now) for job_id, _ in due)

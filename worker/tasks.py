@@ -26,8 +26,13 @@ DATABASE_RETRY_S = 2.0
 log = logging.getLogger(__name__)
 
 
+def _database_wait_s() -> float:
+    """How long a step waits for an unreachable Postgres: DATABASE_RETRY_S, ±50 %."""
+    return DATABASE_RETRY_S * random.uniform(0.5, 1.5)
+
+
 def _database_retry(task: Task, exc: Exception) -> Exception:
-    countdown = DATABASE_RETRY_S * random.uniform(0.5, 1.5)
+    countdown = _database_wait_s()
     log.warning("%s: database unavailable (%s); retrying in %.1fs", task.name, exc, countdown)
     return task.retry(countdown=countdown, max_retries=None)
 
@@ -97,7 +102,7 @@ def _complete_in_chunk(runtime: Runtime, job_id: str) -> float | None:
     try:
         retry = complete_job(runtime, uuid.UUID(job_id))
     except DATABASE_ERRORS as exc:
-        countdown = DATABASE_RETRY_S * random.uniform(0.5, 1.5)
+        countdown = _database_wait_s()
         log.warning("complete: database unavailable (%s); job %s in %.1fs", exc, job_id, countdown)
         return countdown
     except Exception:
