@@ -28,7 +28,9 @@ class BenchConfig:
     # (b) latency hiding: every model answers after this long.
     latency_jobs: int = 10_000
     latency_ms: int = 2000
-    latency_tier_concurrency: int = 600
+    # None: the stack's default. Tier workers wait for calls on an event loop, so
+    # `-c` messages of up to TIERROUTE_COMPLETE_BATCH_SIZE jobs each can be in flight.
+    latency_tier_concurrency: int | None = None
     # None: the stack's default. The local classifier makes no model call, so the
     # latency does not reach it; with TIERROUTE_CLASSIFIER=llm, raise it to match.
     latency_classify_concurrency: int | None = None

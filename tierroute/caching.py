@@ -22,8 +22,8 @@ import math
 import random
 import threading
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 CHARS_PER_TOKEN = 4
 # Anthropic's default ephemeral cache lives 5 minutes from its last use.
 CACHE_TTL_S = 300
@@ -138,40 +137,48 @@ def gate_for(rt: Runtime) -> CacheGate | None:
         return gate
 
 
-def primed(rt: Runtime, params: dict[str, Any], call: Callable[[], T]) -> T:
-    """Run `call` (the model call for `params`), priming the prompt cache first if needed.
+@dataclass(frozen=True)
+class PrimerPass:
+    """The lock a primer holds on a prefix while its call writes the cache."""
+
+    gate: CacheGate
+    key: str
+    token: str
+
+
+def enter_gate(rt: Runtime, params: dict[str, Any]) -> PrimerPass | None:
+    """Before the call for `params`: a PrimerPass to `leave_gate` after it, or None to go.
 
     Raises CacheWarming, without calling, while another job writes the same prefix.
     """
     key = prefix_key(params)
     if key is None:
-        return call()
-    return prime_with(gate_for(rt), key, rt.settings.cache_prime_wait_s, call)
+        return None
+    return enter_with(gate_for(rt), key, rt.settings.cache_prime_wait_s)
 
 
-def prime_with(gate: CacheGate | None, key: str, wait_s: float, call: Callable[[], T]) -> T:
-    """`primed` for a known prefix key and gate: call as the primer, after it, or wait."""
+def enter_with(gate: CacheGate | None, key: str, wait_s: float) -> PrimerPass | None:
+    """`enter_gate` for a known prefix key and gate."""
     if gate is None:
-        return call()
+        return None
     token = uuid.uuid4().hex
     try:
         role = gate.enter(key, token)
     except redis.RedisError as exc:
         # Priming only saves money; a job never waits on a Redis that is down.
         log.warning("prompt cache gate unavailable (%s); calling without priming", exc)
-        return call()
+        return None
     if role == "wait":
         delay = wait_s * random.uniform(0.75, 1.25)
         raise CacheWarming("another job is writing this prompt prefix to the cache", delay)
-    if role == "warm":
-        return call()
-    warmed = False
+    return PrimerPass(gate, key, token) if role == "primer" else None
+
+
+def leave_gate(primer: PrimerPass | None, *, warmed: bool) -> None:
+    """After the primer's call: mark the prefix warm if it answered, release the lock."""
+    if primer is None:
+        return
     try:
-        result = call()
-        warmed = True
-        return result
-    finally:
-        try:
-            gate.leave(key, token, warmed=warmed)
-        except redis.RedisError as exc:
-            log.warning("prompt cache gate: could not release %s: %s", key, exc)
+        primer.gate.leave(primer.key, primer.token, warmed=warmed)
+    except redis.RedisError as exc:
+        log.warning("prompt cache gate: could not release %s: %s", primer.key, exc)

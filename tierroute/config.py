@@ -79,10 +79,11 @@ class Settings(BaseSettings):
     # process: a chunk is routed with one read and one write (tierroute/classify_batch.py).
     classify_batch_size: int = 50
     # Job ids per tier message when a classify chunk hands its jobs on: one Celery
-    # message per job was most of a tier worker's CPU (worker/call_pool.py). 1: a
+    # message per job was most of a tier worker's CPU (README, "Measured figures"). 1: a
     # `complete` message per job.
     complete_batch_size: int = 10
-    # Open connections to the Anthropic API per process; above the thread count.
+    # Open connections per SDK client (a tier worker spreads its calls over
+    # worker/call_loop.ASYNC_CLIENTS of them); above the calls it keeps in flight.
     http_max_connections: int = 2000
     # Per-model RPM/ITPM/OTPM limits and 429 cooldowns shared by all workers through
     # the broker's Redis (tierroute/ratelimit.py). Unset: on when the broker is Redis.

@@ -8,6 +8,7 @@ retry them. The pool's pre-ping replaces dead connections on the next checkout.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -32,12 +33,20 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (
     sa_exc.InterfaceError,
     sa_exc.TimeoutError,
 )
+# While Postgres is unreachable (restart, failover) a task waits this long, ±50 %,
+# and tries again; it is not an attempt, since nothing was wrong with the job.
+DATABASE_RETRY_S = 2.0
 # How long a step keeps retrying the commit of a call it has made. The call ended
 # within the SDK timeout, so the job's lease has at least LEASE_MARGIN_S left: nobody
 # else can claim the job while we retry.
 WITHIN_LEASE_S = LEASE_MARGIN_S - 5
 _FIRST_WAIT_S = 0.25
 _MAX_WAIT_S = 4.0
+
+
+def database_wait_s() -> float:
+    """How long a step waits for an unreachable Postgres: DATABASE_RETRY_S, ±50 %."""
+    return DATABASE_RETRY_S * random.uniform(0.5, 1.5)
 
 
 def retrying_transaction(

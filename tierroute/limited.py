@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import anthropic
@@ -20,6 +21,50 @@ log = logging.getLogger(__name__)
 LIMITER_DOWN_WAIT_S = 2.0
 
 
+@dataclass(frozen=True)
+class Admission:
+    """A call the limiter let through, with what it charged, to be settled after the call."""
+
+    limiter: RateLimiter | None
+    model: str
+    estimate: int
+    max_tokens: int
+
+
+def admit(limiter: RateLimiter | None, params: dict[str, Any]) -> Admission:
+    """Charge the shared limiter for the call `params` describes; raises RateLimited."""
+    model, max_tokens = params["model"], int(params["max_tokens"])
+    if limiter is None:
+        return Admission(None, model, 0, max_tokens)
+    estimate = estimate_input_tokens(params)
+    try:
+        admitted = limiter.acquire(model, estimate, max_tokens)
+    except redis.RedisError as exc:
+        raise RateLimited(f"rate limiter unavailable: {exc}", LIMITER_DOWN_WAIT_S) from exc
+    if admitted.wait_s > 0:
+        raise RateLimited(f"rate limited locally: {admitted.reason}", admitted.wait_s)
+    return Admission(limiter, model, estimate, max_tokens)
+
+
+def settle_call(admission: Admission, outcome: CallResult | ProviderError) -> None:
+    """Correct the admission's charge with what the call used; never raises for Redis."""
+    limiter, model = admission.limiter, admission.model
+    if limiter is None:
+        return
+    try:
+        if isinstance(outcome, CallResult):
+            settle(limiter, model, admission.estimate, admission.max_tokens, outcome.record.tokens)
+            return
+        # An error response produces no output tokens; the request and input stay charged.
+        limiter.refund(model, admission.max_tokens)
+        if isinstance(outcome, RetryableProviderError) and outcome.status_code == 429:
+            # The API says this model is over its limit for everyone: pause all workers.
+            limiter.cooldown(model, outcome.retry_after_s or 0.0)
+    except redis.RedisError as exc:
+        # The call is made and billed: its result must be kept, whatever Redis says.
+        log.warning("rate limiter: could not settle %s after its call: %s", model, exc)
+
+
 def limited_call(
     limiter: RateLimiter | None,
     client: anthropic.Anthropic,
@@ -31,37 +76,15 @@ def limited_call(
     timeout_s: float | None = None,
 ) -> CallResult:
     """`call_model` once the limiter admits it; raises RateLimited without calling."""
-    if limiter is None:
-        return call_model(
-            client, params, purpose=purpose, tiers=tiers, simulated=simulated, timeout_s=timeout_s
-        )
-    model, max_tokens = params["model"], int(params["max_tokens"])
-    estimate = estimate_input_tokens(params)
-    try:
-        admission = limiter.acquire(model, estimate, max_tokens)
-    except redis.RedisError as exc:
-        raise RateLimited(f"rate limiter unavailable: {exc}", LIMITER_DOWN_WAIT_S) from exc
-    if admission.wait_s > 0:
-        raise RateLimited(f"rate limited locally: {admission.reason}", admission.wait_s)
+    admission = admit(limiter, params)
     try:
         result = call_model(
             client, params, purpose=purpose, tiers=tiers, simulated=simulated, timeout_s=timeout_s
         )
     except ProviderError as exc:
-        try:
-            # An error response produces no output tokens; the request and input stay charged.
-            limiter.refund(model, max_tokens)
-            if isinstance(exc, RetryableProviderError) and exc.status_code == 429:
-                # The API says this model is over its limit for everyone: pause all workers.
-                limiter.cooldown(model, exc.retry_after_s or 0.0)
-        except redis.RedisError as redis_exc:
-            log.warning("rate limiter: could not settle %s after an error: %s", model, redis_exc)
+        settle_call(admission, exc)
         raise
-    try:
-        settle(limiter, model, estimate, max_tokens, result.record.tokens)
-    except redis.RedisError as exc:
-        # The call is made and billed: its result must be kept, whatever Redis says.
-        log.warning("rate limiter: could not refund %s: %s", model, exc)
+    settle_call(admission, result)
     return result
 
 

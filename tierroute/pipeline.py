@@ -14,14 +14,15 @@ from typing import Any
 
 from tierroute import budgets, caching, jobstore
 from tierroute.budgets import BudgetAction
+from tierroute.caching import PrimerPass
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_autocommit, raw_transaction
 from tierroute.dbretry import retrying_transaction
-from tierroute.errors import PermanentProviderError, RateLimited, RetryableProviderError
-from tierroute.limited import limited_call
+from tierroute.errors import ProviderError, RateLimited, RetryableProviderError
+from tierroute.limited import Admission, admit, settle_call
 from tierroute.models import CallPurpose, JobStatus
-from tierroute.provider import build_completion_params
+from tierroute.provider import CallResult, build_completion_params, call_model
 from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,46 @@ def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLate
     return None
 
 
+@dataclass(frozen=True)
+class ClaimedCall:
+    """A job claimed for its model call, admitted by the limiter and the cache gate."""
+
+    job_id: uuid.UUID
+    params: dict[str, Any]
+    attempts: int
+    admission: Admission
+    primer: PrimerPass | None
+
+
 def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
-    """Answer a routed job on its tier. Returns RetryLater when the task should retry."""
+    """Answer a routed job on its tier. Returns RetryLater when the task should retry.
+
+    The three steps a tier worker's event loop runs apart (worker/call_loop.py), in turn.
+    """
+    claimed = claim_call(rt, job_id)
+    if not isinstance(claimed, ClaimedCall):
+        return claimed
+    try:
+        outcome: CallResult | ProviderError = call_model(
+            rt.client,
+            claimed.params,
+            purpose=CallPurpose.COMPLETE,
+            tiers=rt.tiers,
+            simulated=rt.settings.simulated,
+        )
+    except ProviderError as exc:
+        outcome = exc
+    except BaseException:
+        abandon_call(claimed)
+        raise
+    return finish_call(rt, claimed, outcome)
+
+
+def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | None:
+    """Before a job's model call: claim it, then pass the cache gate and the limiter.
+
+    None: nothing to do (finished, cancelled); RetryLater: look again later.
+    """
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
     with raw_autocommit() as cur:  # the claim is one statement: no transaction around it
         claimed = jobstore.claim_for_complete(cur, job_id, lease_s)
@@ -162,31 +201,34 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     prompt, system, max_tokens, tier_name, thinking_override, attempts = claimed
     tier = rt.tiers.get(tier_name)
     params = build_completion_params(tier, prompt, system, max_tokens, thinking_override)
+    primer = None
     try:
         # Priming makes jobs sharing a cacheable prefix wait (CacheWarming) for the first.
-        result = caching.primed(
-            rt,
-            params,
-            lambda: limited_call(
-                rt.limiter(),
-                rt.clients.for_this_thread(),
-                params,
-                purpose=CallPurpose.COMPLETE,
-                tiers=rt.tiers,
-                simulated=rt.settings.simulated,
-            ),
-        )
+        primer = caching.enter_gate(rt, params)
+        admission = admit(rt.limiter(), params)
     except RateLimited as exc:
+        caching.leave_gate(primer, warmed=False)
         # Not an attempt: no call was made, so waiting never moves a job towards dead.
         with raw_transaction(flush_wal=False) as cur:
             jobstore.unclaim_complete(cur, job_id, exc.detail)
         return _wait_for_limit(rt, exc)
-    except RetryableProviderError as exc:
-        return _after_transient_failure(rt, job_id, attempts, exc)
-    except PermanentProviderError as exc:
+    return ClaimedCall(job_id, params, attempts, admission, primer)
+
+
+def finish_call(
+    rt: Runtime, claimed: ClaimedCall, outcome: CallResult | ProviderError
+) -> RetryLater | None:
+    """After a job's model call: settle the limiter and the gate, keep the answer or retry."""
+    settle_call(claimed.admission, outcome)
+    caching.leave_gate(claimed.primer, warmed=isinstance(outcome, CallResult))
+    job_id = claimed.job_id
+    if isinstance(outcome, RetryableProviderError):
+        return _after_transient_failure(rt, job_id, claimed.attempts, outcome)
+    if isinstance(outcome, ProviderError):
         with raw_transaction() as cur:
-            jobstore.finish(cur, job_id, JobStatus.FAILED, error=exc.detail)
+            jobstore.finish(cur, job_id, JobStatus.FAILED, error=outcome.detail)
         return None
+    result = outcome
 
     def keep(cur: Any, retried: bool) -> None:
         if retried and jobstore.call_recorded(cur, job_id, result.record.request_id):
@@ -197,6 +239,14 @@ def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
     # statement stores both, so it commits on its own, durably.
     retrying_transaction(keep, autocommit=True)
     return None
+
+
+def abandon_call(claimed: ClaimedCall) -> None:
+    """The call died of something unexpected: free the cache gate for another primer.
+
+    The job stays claimed; its lease runs out and the message's redelivery retries it.
+    """
+    caching.leave_gate(claimed.primer, warmed=False)
 
 
 def _after_transient_failure(

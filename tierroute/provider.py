@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import ssl
-import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -32,6 +29,37 @@ SIMULATOR_API_KEY = "sk-ant-simulated"
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
+def _client_options(
+    settings: Settings, timeout_s: float | None, client_name: str | None
+) -> dict[str, Any]:
+    """The keyword arguments both SDK clients (sync and async) are built with."""
+    if settings.anthropic_api_key is None:
+        if not settings.anthropic_base_url:
+            raise ConfigurationError(
+                "ANTHROPIC_API_KEY is unset, so calls go to the simulator, but "
+                "ANTHROPIC_BASE_URL does not point at one (start it with `tierroute sim`)"
+            )
+        api_key = SIMULATOR_API_KEY
+    else:
+        api_key = settings.anthropic_api_key.get_secret_value()
+    return {
+        "api_key": api_key,
+        "base_url": settings.anthropic_base_url or None,
+        "max_retries": 0,
+        "timeout": timeout_s or settings.request_timeout_s,
+        "default_headers": {"x-tierroute-client": client_name} if client_name else None,
+    }
+
+
+def _limits(settings: Settings) -> httpx.Limits:
+    return httpx.Limits(
+        max_connections=settings.http_max_connections,
+        # Keep every connection alive: hundreds of calls in flight would otherwise
+        # reconnect on each call once past the SDK's default of 100 idle connections.
+        max_keepalive_connections=settings.http_max_connections,
+    )
+
+
 def make_client(
     settings: Settings,
     timeout_s: float | None = None,
@@ -44,78 +72,30 @@ def make_client(
     any proxy) can count calls in flight per worker process. Clients built together
     share one `ssl_context` (building one takes ~30 ms and 1 MB).
     """
-    if settings.anthropic_api_key is None:
-        if not settings.anthropic_base_url:
-            raise ConfigurationError(
-                "ANTHROPIC_API_KEY is unset, so calls go to the simulator, but "
-                "ANTHROPIC_BASE_URL does not point at one (start it with `tierroute sim`)"
-            )
-        api_key = SIMULATOR_API_KEY
-    else:
-        api_key = settings.anthropic_api_key.get_secret_value()
-    limits = httpx.Limits(
-        max_connections=settings.http_max_connections,
-        # Keep every connection alive: hundreds of calls in flight would otherwise
-        # reconnect on each call once past the SDK's default of 100 idle connections.
-        max_keepalive_connections=settings.http_max_connections,
-    )
     return anthropic.Anthropic(
-        api_key=api_key,
-        base_url=settings.anthropic_base_url or None,
-        max_retries=0,
-        timeout=timeout_s or settings.request_timeout_s,
-        default_headers={"x-tierroute-client": client_name} if client_name else None,
+        **_client_options(settings, timeout_s, client_name),
         http_client=anthropic.DefaultHttpxClient(
-            limits=limits, verify=ssl_context or httpx.create_ssl_context()
+            limits=_limits(settings), verify=ssl_context or httpx.create_ssl_context()
         ),
     )
 
 
-class ClientShards:
-    """Several SDK clients for one process; each thread keeps using one of them.
-
-    One httpx client holds its connections in one pool behind one lock, and each
-    request scans every pooled connection under it: with hundreds of calls in flight
-    (a tier worker at 2 s latency) that scan and the lock were a fifth of the
-    process's CPU. Sharding keeps each pool a few dozen connections long.
-    """
-
-    def __init__(self, clients: Sequence[anthropic.Anthropic]) -> None:
-        if not clients:
-            raise ValueError("ClientShards needs at least one client")
-        self._clients = tuple(clients)
-        self._next = itertools.count()
-        self._local = threading.local()
-
-    @property
-    def first(self) -> anthropic.Anthropic:
-        """The client for occasional calls (classifier, Message Batches)."""
-        return self._clients[0]
-
-    def for_this_thread(self) -> anthropic.Anthropic:
-        """This thread's client: assigned round robin on first use, then kept."""
-        client: anthropic.Anthropic | None = getattr(self._local, "client", None)
-        if client is None:
-            client = self._clients[next(self._next) % len(self._clients)]
-            self._local.client = client
-        return client
-
-    def close(self) -> None:
-        for client in self._clients:
-            client.close()
-
-
-def make_client_shards(
+def make_async_clients(
     settings: Settings, count: int, client_name: str | None = None
-) -> ClientShards:
-    """`count` clients alike (see make_client), sharing one SSL context."""
+) -> list[anthropic.AsyncAnthropic]:
+    """`count` async SDK clients alike (see make_client), for one event loop.
+
+    Several, because each holds its connections in one pool that every request
+    scans: calls spread over them keep each pool a few dozen connections long.
+    """
     context = httpx.create_ssl_context()
-    return ClientShards(
-        [
-            make_client(settings, client_name=client_name, ssl_context=context)
-            for _ in range(max(1, count))
-        ]
-    )
+    return [
+        anthropic.AsyncAnthropic(
+            **_client_options(settings, None, client_name),
+            http_client=anthropic.DefaultAsyncHttpxClient(limits=_limits(settings), verify=context),
+        )
+        for _ in range(max(1, count))
+    ]
 
 
 @dataclass(frozen=True)
@@ -215,19 +195,61 @@ def call_model(
     timeout_s: float | None = None,
 ) -> CallResult:
     """Make one call and price it; SDK errors become retryable or permanent errors."""
-    tier = tiers.by_model(params["model"])
-    if tier is None:
-        raise ConfigurationError(f"model {params['model']!r} is not in the tier table")
+    tier = _tier_of(params, tiers)
     started = time.perf_counter()
     try:
         timeout = anthropic.NOT_GIVEN if timeout_s is None else timeout_s
         message = client.messages.create(**params, timeout=timeout)
-    except anthropic.APIStatusError as exc:
-        raise provider_error(exc) from exc
-    except anthropic.APITimeoutError as exc:
-        raise RetryableProviderError(f"{tier.model}: request timed out") from exc
-    except anthropic.APIConnectionError as exc:
-        raise RetryableProviderError(f"{tier.model}: connection failed: {exc}") from exc
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        raise sdk_error(exc, tier) from exc
+    return priced(message, tier, tiers, purpose, simulated, started)
+
+
+async def call_model_async(
+    client: anthropic.AsyncAnthropic,
+    params: dict[str, Any],
+    *,
+    purpose: CallPurpose,
+    tiers: TierTable,
+    simulated: bool,
+) -> CallResult:
+    """`call_model` on an event loop, with the async SDK client."""
+    tier = _tier_of(params, tiers)
+    started = time.perf_counter()
+    try:
+        message = await client.messages.create(**params)
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        raise sdk_error(exc, tier) from exc
+    return priced(message, tier, tiers, purpose, simulated, started)
+
+
+def _tier_of(params: dict[str, Any], tiers: TierTable) -> Tier:
+    tier = tiers.by_model(params["model"])
+    if tier is None:
+        raise ConfigurationError(f"model {params['model']!r} is not in the tier table")
+    return tier
+
+
+def sdk_error(
+    exc: anthropic.APIStatusError | anthropic.APIConnectionError, tier: Tier
+) -> ProviderError:
+    """What a failed call becomes: an HTTP error by its status, a network one retryable."""
+    if isinstance(exc, anthropic.APIStatusError):
+        return provider_error(exc)
+    if isinstance(exc, anthropic.APITimeoutError):
+        return RetryableProviderError(f"{tier.model}: request timed out")
+    return RetryableProviderError(f"{tier.model}: connection failed: {exc}")
+
+
+def priced(
+    message: Message,
+    tier: Tier,
+    tiers: TierTable,
+    purpose: CallPurpose,
+    simulated: bool,
+    started: float,
+) -> CallResult:
+    """A model's answer with its bill; `started` is the call's perf_counter start."""
     latency_ms = round((time.perf_counter() - started) * 1000)
     tokens = TokenCounts.from_usage(message.usage)
     cost = cost_usd(tokens, tier)

@@ -12,14 +12,9 @@ from tierroute import db
 from tierroute.budgets import BudgetGuard
 from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
 from tierroute.config import Settings, get_settings
-from tierroute.provider import ClientShards, make_client_shards
+from tierroute.provider import make_client
 from tierroute.ratelimit import RateLimiter, SharedLimiter
 from tierroute.tiers import TierTable, default_tier_table
-
-# SDK clients per process, by role (provider.ClientShards): a tier worker keeps
-# hundreds of calls in flight, and sixteen pools of a few dozen connections each
-# cost less than one of hundreds. Other processes make few concurrent calls.
-CLIENT_SHARDS = {"tiers": 16}
 
 
 @dataclass
@@ -28,18 +23,14 @@ class Runtime:
 
     settings: Settings
     tiers: TierTable
-    # Model calls of jobs go through `clients.for_this_thread()`; `client` is the first.
-    clients: ClientShards
+    # Tier workers make their jobs' calls on an event loop (worker/call_loop.py);
+    # this client serves the classifier, Message Batches and `complete_job`.
+    client: anthropic.Anthropic
     classifier: Classifier
     policy: RoutingPolicy
     # The shared rate limiter; its Redis connection opens on first use.
     limits: SharedLimiter
     budgets: BudgetGuard
-
-    @property
-    def client(self) -> anthropic.Anthropic:
-        """The client for the process's occasional calls (classifier, Message Batches)."""
-        return self.clients.first
 
     def limiter(self) -> RateLimiter | None:
         """The shared rate limiter, or None when rate limits are off."""
@@ -47,7 +38,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release this process's connections."""
-        self.clients.close()
+        self.client.close()
         self.limits.close()
 
 
@@ -69,20 +60,23 @@ def get_runtime(role: str = "worker") -> Runtime:
             # Postgres restart broke); workers retry a task instead, and save a round
             # trip on each of a job's transactions.
             db.init_engine(settings, pre_ping=role == "api")
-            clients = make_client_shards(
-                settings, CLIENT_SHARDS.get(role, 1), client_name=f"{role}-{os.getpid()}"
-            )
+            client = make_client(settings, client_name=client_name(role))
             limits = SharedLimiter(settings, tiers)
             _runtime = Runtime(
                 settings=settings,
                 tiers=tiers,
-                clients=clients,
-                classifier=build_classifier(settings, tiers, clients.first, limiter=limits.get),
+                client=client,
+                classifier=build_classifier(settings, tiers, client, limiter=limits.get),
                 policy=build_policy(settings, tiers),
                 limits=limits,
                 budgets=BudgetGuard(tiers, settings.daily_budget_usd, settings.budget_policy),
             )
         return _runtime
+
+
+def client_name(role: str) -> str:
+    """How this process names itself to the model API (`x-tierroute-client`)."""
+    return f"{role}-{os.getpid()}"
 
 
 def reset_runtime() -> None:

@@ -38,8 +38,9 @@ class StackOptions:
     api_port: int = 8000
     flower_port: int | None = None
     flower_auth: str | None = None
-    # Threads per worker. Calls wait on the network, so a tier worker holds hundreds
-    # in flight; the classify worker's calls are short and cheap.
+    # Celery threads per worker. A tier worker's thread holds one message, up to
+    # TIERROUTE_COMPLETE_BATCH_SIZE jobs whose calls wait on the event loop
+    # (worker/call_loop.py): 256 threads keep up to 2,560 calls in flight.
     classify_concurrency: int = 64
     tier_concurrency: int = 256
     # Measured: threads beat gevent here (README, "Measured figures").

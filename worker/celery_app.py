@@ -118,11 +118,6 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
     role = "classify" if "classify" in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
     runtime = get_runtime(role=role)
-    concurrency = getattr(getattr(sender, "pool", None), "limit", None)
-    if role == "tiers" and isinstance(concurrency, int):
-        from worker import call_pool
-
-        call_pool.configure(concurrency)  # `-c N`: N calls in flight from chunked messages
     transport = type(getattr(getattr(sender, "connection", None), "transport", None))
     log.info("broker transport: %s.%s", transport.__module__, transport.__qualname__)
     settings = runtime.settings
@@ -179,3 +174,6 @@ def _stop_feeder(**_: Any) -> None:
 def _fresh_runtime_after_fork(**_: Any) -> None:
     # A prefork child must not reuse the parent's sockets (DB pool, HTTP client).
     reset_runtime()
+    from worker import call_loop
+
+    call_loop.forget()

@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 
 from celery import Task
 
 from tierroute.classify_batch import classify_batch
-from tierroute.dbretry import DATABASE_ERRORS
-from tierroute.pipeline import RetryLater, classify_job, complete_job
-from tierroute.runtime import Runtime, get_runtime
-from worker import call_pool
+from tierroute.dbretry import DATABASE_ERRORS, database_wait_s
+from tierroute.pipeline import RetryLater, classify_job
+from tierroute.runtime import get_runtime
+from worker.call_loop import call_loop
 from worker.celery_app import app
 
 CLASSIFY = "tierroute.classify"
 CLASSIFY_MANY = "tierroute.classify_many"
 COMPLETE = "tierroute.complete"
 COMPLETE_MANY = "tierroute.complete_many"
-# While Postgres is unreachable (restart, failover) a task waits this long, ±50 %,
-# and tries again; it is not an attempt, since nothing was wrong with the job.
-DATABASE_RETRY_S = 2.0
 
 log = logging.getLogger(__name__)
 
 
-def _database_wait_s() -> float:
-    """How long a step waits for an unreachable Postgres: DATABASE_RETRY_S, ±50 %."""
-    return DATABASE_RETRY_S * random.uniform(0.5, 1.5)
-
-
 def _database_retry(task: Task, exc: Exception) -> Exception:
-    countdown = _database_wait_s()
+    countdown = database_wait_s()
     log.warning("%s: database unavailable (%s); retrying in %.1fs", task.name, exc, countdown)
     return task.retry(countdown=countdown, max_retries=None)
 
@@ -73,13 +64,10 @@ def classify_many(self: Task, job_ids: list[str]) -> None:
 @app.task(name=COMPLETE, bind=True, max_retries=None)
 def complete(self: Task, job_id: str) -> None:
     """Answer a job on its tier; transient API errors retry after the server's delay."""
-    try:
-        retry = complete_job(get_runtime(), uuid.UUID(job_id))
-    except DATABASE_ERRORS as exc:
-        raise _database_retry(self, exc) from exc
-    if retry is not None:
-        # Attempts are counted and capped in Postgres, not by Celery.
-        raise self.retry(countdown=retry.delay_s, max_retries=None)
+    runtime = get_runtime()
+    [delay_s] = call_loop(runtime).run_jobs(runtime, [job_id])
+    if delay_s is not None:  # held, rate limited, failed transiently, or no database
+        raise self.retry(countdown=delay_s, max_retries=None)
 
 
 @app.task(name=COMPLETE_MANY, bind=True, max_retries=None)
@@ -91,26 +79,10 @@ def complete_many(self: Task, job_ids: list[str], queue: str) -> None:
     skip the jobs it finished.
     """
     runtime = get_runtime()
-    delays = call_pool.run_each(lambda job_id: _complete_in_chunk(runtime, job_id), job_ids)
+    delays = call_loop(runtime).run_jobs(runtime, job_ids)
     for job_id, delay_s in zip(job_ids, delays, strict=True):
         if delay_s is not None:  # held, rate limited or failed transiently: rare
             complete.apply_async(args=[job_id], queue=queue, countdown=delay_s)
-
-
-def _complete_in_chunk(runtime: Runtime, job_id: str) -> float | None:
-    """One job of a `complete_many` chunk: None when done, else seconds until it runs again."""
-    try:
-        retry = complete_job(runtime, uuid.UUID(job_id))
-    except DATABASE_ERRORS as exc:
-        countdown = _database_wait_s()
-        log.warning("complete: database unavailable (%s); job %s in %.1fs", exc, job_id, countdown)
-        return countdown
-    except Exception:
-        # As a `complete` task's failure would: logged, and the chunk's other jobs go on.
-        log.exception("complete: job %s failed in its chunk", job_id)
-        return None
-    # Attempts are counted and capped in Postgres, not by Celery.
-    return None if retry is None else max(retry.delay_s, 0.001)
 
 
 def tier_messages(

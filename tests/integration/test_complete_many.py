@@ -16,10 +16,11 @@ from tests.integration.test_classify_batch import PROMPTS, configure, load_job, 
 from tierroute import jobstore
 from tierroute.classify_batch import classify_batch
 from tierroute.db import raw_autocommit, raw_transaction, session_scope
+from tierroute.dbretry import DATABASE_RETRY_S
 from tierroute.models import JobStatus, ModelCall
-from tierroute.runtime import Runtime
+from tierroute.runtime import Runtime, client_name
 from tierroute.simulator import RunningSimulator
-from worker import tasks
+from worker import call_loop, tasks
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,20 @@ def test_every_job_of_a_chunk_is_answered_once_on_its_tier(rt: Runtime) -> None:
     assert complete_calls_by_job() == Counter(every)
 
 
+def test_a_chunks_calls_wait_on_the_event_loop_side_by_side(
+    rt: Runtime, sim: RunningSimulator
+) -> None:
+    tier, ids = max(routed_by_tier(rt, PROMPTS).items(), key=lambda item: len(item[1]))
+    assert len(ids) >= 3
+    sim.configure(default_latency_ms=300)
+    tasks.complete_many.run([str(job_id) for job_id in ids], tier)
+    # One Celery thread, yet every call of the chunk was in flight at once,
+    # under the process's name (the benchmark counts calls in flight by it).
+    peaks = sim.stats()["peak_in_flight_by_client"]
+    assert peaks == {client_name("tiers"): len(ids)}
+    assert complete_calls_by_job() == Counter(ids)
+
+
 def test_a_job_another_worker_holds_goes_on_as_a_message_of_its_own(rt: Runtime) -> None:
     tier, ids = max(routed_by_tier(rt, PROMPTS).items(), key=lambda item: len(item[1]))
     assert len(ids) >= 2
@@ -80,7 +95,7 @@ def test_a_job_another_worker_holds_goes_on_as_a_message_of_its_own(rt: Runtime)
 def test_a_job_the_database_failed_goes_on_alone_and_the_others_finish(rt: Runtime) -> None:
     tier, ids = max(routed_by_tier(rt, PROMPTS).items(), key=lambda item: len(item[1]))
     broken, *others = ids
-    real = tasks.complete_job
+    real = call_loop.claim_call
 
     def flaky(runtime: Runtime, job_id: uuid.UUID) -> Any:
         if job_id == broken:
@@ -88,14 +103,14 @@ def test_a_job_the_database_failed_goes_on_alone_and_the_others_finish(rt: Runti
         return real(runtime, job_id)
 
     with (
-        mock.patch.object(tasks, "complete_job", flaky),
+        mock.patch.object(call_loop, "claim_call", flaky),
         mock.patch.object(tasks.complete, "apply_async") as sent,
     ):
         tasks.complete_many.run([str(job_id) for job_id in ids], tier)
     assert complete_calls_by_job() == Counter(others)
     sent.assert_called_once()
     assert sent.call_args.kwargs["args"] == [str(broken)]
-    assert 0 < sent.call_args.kwargs["countdown"] <= 1.5 * tasks.DATABASE_RETRY_S
+    assert 0 < sent.call_args.kwargs["countdown"] <= 1.5 * DATABASE_RETRY_S
 
 
 def test_routed_jobs_become_messages_of_one_tier_and_bounded_size() -> None:

@@ -16,7 +16,6 @@ from tierroute.errors import Conflict
 from tierroute.jobs import create_job, get_job, job_view, rate_job, retry_job
 from tierroute.models import JobStatus, ModelCall, RoutingDecision
 from tierroute.pipeline import classify_job, complete_job
-from tierroute.provider import ClientShards
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.simulator import RunningSimulator
 from tierroute.specs import JobSpec
@@ -248,7 +247,7 @@ def test_429_without_retry_after_backs_off_exponentially(
 def test_server_errors_and_read_timeouts_are_retried(
     rt: Runtime, sim: RunningSimulator, status: int
 ) -> None:
-    quick = replace(rt, clients=ClientShards([rt.client.with_options(timeout=0.5)]))
+    quick = replace(rt, client=rt.client.with_options(timeout=0.5))
     job_id = submit(LESSON_EXAMPLES["haiku"], force_tier=1)
     classify_job(quick, job_id)
     sim.configure(fault_sequence=[status], timeout_sleep_s=2)

@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.caching import KEY_PREFIX, CacheGate, CacheWarming, prime_with
+from tierroute.caching import KEY_PREFIX, CacheGate, CacheWarming, enter_with, leave_gate
 from tierroute.db import session_scope
 from tierroute.errors import RateLimited
 from tierroute.jobs import create_job
@@ -161,27 +161,19 @@ def gate(services: Services) -> Iterator[CacheGate]:
 
 
 def test_the_first_job_primes_the_others_wait_then_read(gate: CacheGate) -> None:
-    calls: list[str] = []
-    assert prime_with(gate, "k", 0.5, lambda: calls.append("primer") or "answer") == "answer"
-    assert prime_with(gate, "k", 0.5, lambda: calls.append("warm") or "again") == "again"
-    assert calls == ["primer", "warm"]
-
-    def primer_call() -> str:
-        with pytest.raises(CacheWarming) as waiting:
-            prime_with(gate, "k2", 0.5, lambda: "never")
-        assert isinstance(waiting.value, RateLimited) and 0.3 < waiting.value.wait_s < 0.7
-        return "primed"
-
-    assert prime_with(gate, "k2", 0.5, primer_call) == "primed"
-    assert gate.enter("k2", "t") == "warm"
+    primer = enter_with(gate, "k", 0.5)
+    assert primer is not None  # the first job takes the lock and calls
+    with pytest.raises(CacheWarming) as waiting:
+        enter_with(gate, "k", 0.5)  # another job, while the primer's call runs
+    assert isinstance(waiting.value, RateLimited) and 0.3 < waiting.value.wait_s < 0.7
+    leave_gate(primer, warmed=True)
+    assert enter_with(gate, "k", 0.5) is None  # warm: the next job calls, no lock to free
+    assert gate.enter("k", "t") == "warm"
 
 
 def test_a_failed_primer_lets_the_next_job_prime(gate: CacheGate) -> None:
-    def fail() -> str:
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        prime_with(gate, "k", 0.5, fail)
+    primer = enter_with(gate, "k", 0.5)
+    leave_gate(primer, warmed=False)  # its call failed
     assert gate.enter("k", "next") == "primer"  # lock released, nothing marked warm
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services
-from tierroute import jobstore
+from tierroute import dbretry, jobstore
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction, session_scope
 from tierroute.dbretry import retrying_transaction
@@ -219,7 +219,7 @@ def test_tasks_retry_database_errors_instead_of_failing(rt: Runtime) -> None:
     with (
         mock.patch.object(tasks, "classify_job", flaky),
         mock.patch.object(tasks.complete, "apply_async") as handed_on,
-        mock.patch.object(tasks, "DATABASE_RETRY_S", 0.0),
+        mock.patch.object(dbretry, "DATABASE_RETRY_S", 0.0),
     ):
         result = tasks.classify.apply(args=[str(job_id)])
     assert result.successful(), result.traceback

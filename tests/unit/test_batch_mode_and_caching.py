@@ -14,7 +14,14 @@ import redis
 
 from tierroute.batchapi.body import read_batch_body, resolve_mode
 from tierroute.batchapi.requests import JobRow, batch_request, request_bytes, split
-from tierroute.caching import CacheGate, cached_system, prefix_key, prime_with
+from tierroute.caching import (
+    CacheGate,
+    PrimerPass,
+    cached_system,
+    enter_with,
+    leave_gate,
+    prefix_key,
+)
 from tierroute.classifiers.llm import RUBRIC, build_classify_params
 from tierroute.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
 from tierroute.errors import InvalidInput
@@ -118,8 +125,10 @@ def test_priming_never_blocks_on_a_broken_redis() -> None:
         raise redis.ConnectionError("down")
 
     broken._enter = down  # type: ignore[method-assign]
-    assert prime_with(broken, "k", 0.5, lambda: "called") == "called"
-    assert prime_with(None, "k", 0.5, lambda: "called") == "called"
+    assert enter_with(broken, "k", 0.5) is None  # call without priming
+    assert enter_with(None, "k", 0.5) is None
+    broken._leave = down  # type: ignore[method-assign]
+    leave_gate(PrimerPass(broken, "k", "token"), warmed=True)  # logged, not raised
 
 
 def test_cache_savings_net_the_write_premium_against_reads() -> None:
