@@ -18,7 +18,7 @@ class BenchConfig:
     # (a) pipeline and its floor. None = the stack's own default concurrency.
     # Large enough that the fixed part of a run (the first and the last 2 s call in
     # (b), the ramp-up) is small beside the steady rate being compared.
-    pipeline_jobs: int = 10_000
+    pipeline_jobs: int = 20_000
     warmup_jobs: int = 50
     classify_concurrency: int | None = None
     tier_concurrency: int | None = None
@@ -26,7 +26,7 @@ class BenchConfig:
     pool: str | None = None
     tier_workers: int | None = None
     # (b) latency hiding: every model answers after this long.
-    latency_jobs: int = 10_000
+    latency_jobs: int = 20_000
     latency_ms: int = 2000
     # None: the stack's default. Tier workers wait for calls on an event loop, so
     # `-c` messages of up to TIERROUTE_COMPLETE_BATCH_SIZE jobs each can be in flight.
@@ -42,6 +42,8 @@ class BenchConfig:
     api_seconds: int = 30
     # (f) classifiers: prompts each classifier decides (local, hybrid, llm).
     classifier_prompts: int = 2000
+    # (g) calls: seconds each case of bench/calls.py is measured for.
+    calls_seconds: float = 8.0
     # Give up waiting for a batch after this long (partial results are still written).
     timeout_s: float = 900.0
 
@@ -62,6 +64,7 @@ class BenchConfig:
             naive_prompts=100,
             api_seconds=2,
             classifier_prompts=60,
+            calls_seconds=1.0,
             timeout_s=120.0,
         )
         return replace(small, **changes)

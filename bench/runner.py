@@ -8,13 +8,13 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bench import api_latency, classifiers, latency, memory, pipeline, submit
+from bench import api_latency, calls, classifiers, latency, memory, pipeline, submit
 from bench.backing import PG_ADMIN_URL, Backing, fresh_backing
 from bench.config import BenchConfig
 from bench.report import Result, read_result, write_result
 
-# Memory last: it gathers what (a)–(c) sampled. Classifiers needs no database.
-BENCHMARKS = ("pipeline", "latency", "submit", "api", "classifiers", "memory")
+# Memory last: it gathers what (a)–(c) sampled. Classifiers and calls need no database.
+BENCHMARKS = ("pipeline", "latency", "submit", "api", "classifiers", "calls", "memory")
 
 log = logging.getLogger("bench")
 
@@ -76,6 +76,8 @@ def run_benchmarks(
                     result = memory.run(config.results_dir)
                 elif name == "classifiers":
                     result = classifiers.run(config)
+                elif name == "calls":
+                    result = calls.run(config)
                 else:
                     if shared is None:
                         shared = stack.enter_context(_backing(backing, pg_admin_url, redis_url))

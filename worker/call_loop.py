@@ -1,11 +1,13 @@
 """The tier worker's event loop: every model call of the process waits on it, side by side.
 
-A thread per call (the design before this one) made the calls themselves dearer
-the more of them ran at once: a thread that wakes with an answer queues for the
-GIL behind hundreds of others. Measured on one process against the simulator
-(README, "Where the time goes"), a call cost 1.3 ms of CPU with 16 threads, 1.9 ms
-with 256, and 1.15 ms on one event loop, which holds any number of calls without
-a thread each.
+A thread per call (the design before this one) made the calls dearer the more
+of them ran at once: a thread that wakes with an answer queues for the GIL behind
+hundreds of others, and so does the rest of the worker (its Celery threads, its
+database steps). `python -m bench --only calls` measures the calls alone: at 256
+in flight, 1.56 ms of CPU per call on threads against 1.38 ms on one loop (1.33
+ms with only 16 threads). The whole pipeline gained more: on one day, the
+zero-latency benchmark went from 253 jobs/s (0.51 of the raw-chain floor) to
+346-417 jobs/s (0.63-0.74) over four runs (README, "Measured figures").
 
 Each job of a `complete_many` or `complete` message runs here as one coroutine:
 
@@ -41,8 +43,9 @@ from tierroute.runtime import Runtime, client_name
 log = logging.getLogger(__name__)
 
 # Async SDK clients per process. Each keeps its connections in one pool that every
-# request scans; with one client, 600 calls in flight cost 2.9 ms of CPU each, with
-# sixteen 1.3 ms (measured like the figures above).
+# request scans: in a one-off run of bench/calls.py's loop case at 600 in flight,
+# one client cost 2.9 ms of CPU per call and sixteen 1.3 ms; with 16, a tier
+# worker's profile still showed a quarter of its time in that scan.
 ASYNC_CLIENTS = 64
 
 Result = TypeVar("Result")

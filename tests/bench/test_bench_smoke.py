@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.backing import Backing
+from bench.calls import cases as calls_cases
 from bench.config import BenchConfig
 from bench.report import DEFAULT_RESULTS_DIR, REQUIRED_FIGURES
 from bench.runner import BENCHMARKS, run_benchmarks
@@ -74,3 +75,14 @@ def test_cpu_per_job_is_split_by_process(smoke_results: Path, name: str) -> None
         assert split[server] >= 0, server
     assert data["figures"]["cpu_ms_per_job"] == pytest.approx(split["total"], rel=0.01)
     assert split["total"] >= sum(v for k, v in split.items() if k != "total") - 0.01
+
+
+def test_calls_benchmark_measures_cpu_per_call_for_each_case(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "calls.json").read_text())
+    names = [case.name for case in calls_cases(data["settings"]["latency_ms"], smoke=True)]
+    assert data["settings"]["cases"] == names and len(set(names)) == 5
+    for name in names:
+        # Every case made calls, through the real SDK to the simulator child.
+        assert data["figures"][f"calls_per_s_{name}"] > 0
+        cpu_ms = data["figures"][f"calls_cpu_ms_{name}"]
+        assert isinstance(cpu_ms, int | float) and math.isfinite(cpu_ms) and cpu_ms > 0
