@@ -40,9 +40,11 @@ class StackOptions:
     flower_auth: str | None = None
     # Celery threads per worker. A tier worker's thread holds one message, up to
     # TIERROUTE_COMPLETE_BATCH_SIZE jobs whose calls wait on the event loop
-    # (worker/call_loop.py): 256 threads keep up to 2,560 calls in flight.
+    # (worker/call_loop.py): 128 threads keep up to 1,280 calls in flight. Each
+    # call in flight holds about 60 KB (measured at 2 s), so this also keeps a
+    # tier worker within its 300 MB (README, "Measured figures").
     classify_concurrency: int = 64
-    tier_concurrency: int = 256
+    tier_concurrency: int = 128
     # Measured: threads beat gevent here (README, "Measured figures").
     pool: str = "threads"
     simulator_env: dict[str, str] = field(default_factory=dict)

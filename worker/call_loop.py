@@ -4,7 +4,7 @@ A thread per call (the design before this one) made the calls dearer the more
 of them ran at once: a thread that wakes with an answer queues for the GIL behind
 hundreds of others, and so does the rest of the worker (its Celery threads, its
 database steps). `python -m bench --only calls` measures the calls alone: at 256
-in flight, 1.56 ms of CPU per call on threads against 1.38 ms on one loop (1.33
+in flight, 1.62 ms of CPU per call on threads against 1.48 ms on one loop (1.52
 ms with only 16 threads). The whole pipeline gained more: on one day, the
 zero-latency benchmark went from 253 jobs/s (0.51 of the raw-chain floor) to
 346-417 jobs/s (0.63-0.74) over four runs (README, "Measured figures").
