@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import httpx
@@ -36,7 +37,7 @@ from tierroute.provider import (
     make_async_clients,
     make_client,
 )
-from tierroute.tiers import TierTable, default_tier_table
+from tierroute.tiers import default_tier_table
 from worker.call_loop import ASYNC_CLIENTS
 
 SYNC_CLIENTS = 16
@@ -69,10 +70,15 @@ def cases(latency_ms: int, smoke: bool) -> list[Case]:
     ]
 
 
+# Calls ended in the window, its wall seconds, and this process's CPU seconds.
+Measured = tuple[int, float, float]
+
+
 class Window:
     """Counts calls that end between `open` and `close`, with the CPU spent meanwhile."""
 
     def __init__(self) -> None:
+        self.stop = threading.Event()  # the callers end their loops
         self.counting = False
         self.calls = 0
         self._lock = threading.Lock()
@@ -82,7 +88,7 @@ class Window:
             with self._lock:
                 self.calls += 1
 
-    def measure(self, seconds: float) -> tuple[int, float, float]:
+    def measure(self, seconds: float) -> Measured:
         self.calls, self.counting = 0, True
         wall, cpu = time.perf_counter(), time.process_time()
         time.sleep(seconds)
@@ -90,45 +96,52 @@ class Window:
         return self.calls, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def _with_threads(
-    settings: Settings, tiers: TierTable, case: Case, warm_s: float, seconds: float
-) -> tuple[int, float, float]:
-    clients = [make_client(settings) for _ in range(SYNC_CLIENTS)]
-    params = build_completion_params(tiers.get("sonnet"), PROMPT, None, 256)
-    window, stop = Window(), threading.Event()
-
-    def caller(index: int) -> None:
-        client = clients[index % len(clients)]
-        while not stop.is_set():
-            call_model(client, params, purpose=CallPurpose.COMPLETE, tiers=tiers, simulated=True)
-            window.ended_one()
-
-    threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(case.callers)]
+def _measured(
+    threads: list[threading.Thread], window: Window, warm_s: float, seconds: float
+) -> Measured:
+    """Start the callers, let them warm up, measure, then stop them."""
     for thread in threads:
         thread.start()
     try:
         time.sleep(warm_s)
         return window.measure(seconds)
     finally:
-        stop.set()
+        window.stop.set()
         for thread in threads:
             thread.join()
+
+
+def _with_threads(
+    settings: Settings, params: dict[str, Any], case: Case, warm_s: float, seconds: float
+) -> Measured:
+    tiers, window = default_tier_table(), Window()
+    clients = [make_client(settings) for _ in range(SYNC_CLIENTS)]
+
+    def caller(index: int) -> None:
+        client = clients[index % len(clients)]
+        while not window.stop.is_set():
+            call_model(client, params, purpose=CallPurpose.COMPLETE, tiers=tiers, simulated=True)
+            window.ended_one()
+
+    threads = [threading.Thread(target=caller, args=(i,), daemon=True) for i in range(case.callers)]
+    try:
+        return _measured(threads, window, warm_s, seconds)
+    finally:
         for client in clients:
             client.close()
 
 
 def _on_a_loop(
-    settings: Settings, tiers: TierTable, case: Case, warm_s: float, seconds: float
-) -> tuple[int, float, float]:
-    params = build_completion_params(tiers.get("sonnet"), PROMPT, None, 256)
-    window, stop = Window(), threading.Event()
+    settings: Settings, params: dict[str, Any], case: Case, warm_s: float, seconds: float
+) -> Measured:
+    tiers, window = default_tier_table(), Window()
 
     async def callers() -> None:
         clients = make_async_clients(settings, ASYNC_CLIENTS)
         turn = itertools.count()
 
         async def caller() -> None:
-            while not stop.is_set():
+            while not window.stop.is_set():
                 client = clients[next(turn) % len(clients)]
                 await call_model_async(
                     client, params, purpose=CallPurpose.COMPLETE, tiers=tiers, simulated=True
@@ -140,19 +153,13 @@ def _on_a_loop(
             await client.close()
 
     loop = threading.Thread(target=asyncio.run, args=(callers(),), daemon=True)
-    loop.start()
-    try:
-        time.sleep(warm_s)
-        return window.measure(seconds)
-    finally:
-        stop.set()
-        loop.join()
+    return _measured([loop], window, warm_s, seconds)
 
 
 def run(config: BenchConfig) -> Result:
     """Each case in turn against one simulator child; CPU per call of this process."""
     result = Result("calls")
-    tiers = default_tier_table()
+    params = build_completion_params(default_tier_table().get("sonnet"), PROMPT, None, 256)
     warm_s = 1.0 if config.smoke else 3.0
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
         port = free_port()
@@ -175,7 +182,7 @@ def run(config: BenchConfig) -> Result:
                     timeout=10,
                 ).raise_for_status()
                 way = _with_threads if case.way == "threads" else _on_a_loop
-                calls, wall_s, cpu_s = way(settings, tiers, case, warm_s, config.calls_seconds)
+                calls, wall_s, cpu_s = way(settings, params, case, warm_s, config.calls_seconds)
                 result.figures[f"calls_cpu_ms_{case.name}"] = 1000 * cpu_s / max(calls, 1)
                 result.figures[f"calls_per_s_{case.name}"] = calls / wall_s
         finally:

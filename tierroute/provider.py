@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ssl
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -61,22 +60,16 @@ def _limits(settings: Settings) -> httpx.Limits:
 
 
 def make_client(
-    settings: Settings,
-    timeout_s: float | None = None,
-    client_name: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
+    settings: Settings, timeout_s: float | None = None, client_name: str | None = None
 ) -> anthropic.Anthropic:
     """The SDK client for this process. The task owns retries, so the SDK makes none.
 
     `client_name` goes out as the `x-tierroute-client` header, so the simulator (and
-    any proxy) can count calls in flight per worker process. Clients built together
-    share one `ssl_context` (building one takes ~30 ms and 1 MB).
+    any proxy) can count calls in flight per worker process.
     """
     return anthropic.Anthropic(
         **_client_options(settings, timeout_s, client_name),
-        http_client=anthropic.DefaultHttpxClient(
-            limits=_limits(settings), verify=ssl_context or httpx.create_ssl_context()
-        ),
+        http_client=anthropic.DefaultHttpxClient(limits=_limits(settings)),
     )
 
 
@@ -87,6 +80,7 @@ def make_async_clients(
 
     Several, because each holds its connections in one pool that every request
     scans: calls spread over them keep each pool a few dozen connections long.
+    They share one SSL context (building one takes ~30 ms and 1 MB).
     """
     context = httpx.create_ssl_context()
     return [
