@@ -95,6 +95,7 @@ app.conf.update(
 
 
 _feeder_stop: threading.Event | None = None
+_watch_stop: threading.Event | None = None
 
 
 @celeryd_init.connect
@@ -113,7 +114,7 @@ def _consumed_queues(consumer: Any) -> set[str]:
 
 @worker_ready.connect
 def _build_runtime(sender: Any = None, **_: Any) -> None:
-    global _feeder_stop
+    global _feeder_stop, _watch_stop
     queues = _consumed_queues(sender)
     role = "classify" if "classify" in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
@@ -129,6 +130,8 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
         for name in ("celery.app.trace", "celery.worker.strategy", "httpx", "httpx2"):
             logging.getLogger(name).setLevel(logging.WARNING)
     _tune_gc(role)
+    if settings.broker_is_redis and getattr(sender, "hub", None) is not None:
+        _watch_stop = _start_consumer_watch(sender, _broker_url())
     if "classify" in queues and settings.feeder:
         from worker import feeder
 
@@ -164,10 +167,26 @@ def _tune_gc(role: str) -> None:
         gc.set_threshold(TIER_GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
+def _start_consumer_watch(consumer: Any, broker_url: str) -> threading.Event:
+    """Reconnect this worker's consumer if it stops taking messages (worker/consumer_watch.py)."""
+    import redis
+
+    from worker.consumer_watch import ConsumerWatch, start_consumer_watch
+
+    watch = ConsumerWatch(
+        consumer=consumer,
+        client=redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5),
+        queues=lambda: _consumed_queues(consumer),
+        concurrency=consumer.controller.concurrency,
+    )
+    return start_consumer_watch(watch)
+
+
 @worker_shutdown.connect
 def _stop_feeder(**_: Any) -> None:
-    if _feeder_stop is not None:
-        _feeder_stop.set()
+    for stop in (_feeder_stop, _watch_stop):
+        if stop is not None:
+            stop.set()
 
 
 @worker_process_init.connect

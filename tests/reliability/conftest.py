@@ -144,8 +144,42 @@ def status_counts(database_url: str, batch_id: str) -> dict[str, int]:
 FINISHED = ("succeeded", "failed", "dead", "cancelled")
 
 
-def wait_for_batch(database_url: str, batch_id: str, count: int, timeout_s: float) -> float:
-    """Seconds until every job of the batch finished; fails with the counts otherwise."""
+# Worker log lines that tell, after a failure, what the broker and the recovery did.
+TELLING = ("broker", "sent again", "stuck", "Restoring", "Connected to", "feeder", "ERROR/")
+
+
+def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) -> str:
+    """The batch's unfinished jobs by state, and the workers' telling log lines."""
+    lines = []
+    try:
+        rows = query(
+            database_url,
+            "SELECT status, tier IS NOT NULL, lease_expires_at > now(), count(*) FROM jobs "
+            "WHERE batch_id = %s AND status IN ('queued', 'classifying', 'running') "
+            "GROUP BY 1, 2, 3",
+            batch_id,
+        )
+        lines += [f"  {n} {st} (routed {r}, leased {lease})" for st, r, lease, n in rows]
+    except psycopg.OperationalError as exc:
+        lines.append(f"  (postgres unreachable: {exc})")
+    for name in ("worker-classify", "worker-tiers") if stack else ():
+        log = log_text(stack, name) if stack else ""
+        told = [ln for ln in log.splitlines() if any(t in ln for t in TELLING)]
+        lines += [f"{name}:"] + [f"  {ln[:240]}" for ln in told[-15:]]
+    return "\n".join(lines)
+
+
+def wait_for_batch(
+    database_url: str,
+    batch_id: str,
+    count: int,
+    timeout_s: float,
+    stack: RunningStack | None = None,
+) -> float:
+    """Seconds until every job of the batch finished; fails with the counts otherwise.
+
+    Given the stack, the failure also says which jobs wait and what the workers logged.
+    """
     began = time.monotonic()
     counts: dict[str, int] = {}
     while time.monotonic() - began < timeout_s:
@@ -156,7 +190,10 @@ def wait_for_batch(database_url: str, batch_id: str, count: int, timeout_s: floa
         if sum(counts.get(s, 0) for s in FINISHED) >= count:
             return time.monotonic() - began
         time.sleep(0.5)
-    pytest.fail(f"batch {batch_id} did not finish in {timeout_s:.0f}s: {counts}")
+    pytest.fail(
+        f"batch {batch_id} did not finish in {timeout_s:.0f}s: {counts}\n"
+        + what_happened(database_url, batch_id, stack)
+    )
 
 
 def complete_calls_by_job(database_url: str, batch_id: str) -> dict[str, int]:

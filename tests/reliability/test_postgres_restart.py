@@ -57,7 +57,7 @@ def test_a_postgres_restart_mid_batch_loses_no_job_and_bills_none_twice(
         private_postgres.stop()  # fast shutdown: every connection is dropped
         time.sleep(2.0)
         private_postgres.start()
-        took = wait_for_batch(database_url, batch_id, JOBS, timeout_s=90)
+        took = wait_for_batch(database_url, batch_id, JOBS, timeout_s=90, stack=stack)
 
         assert_all_succeeded_once(database_url, batch_id, JOBS)
         # Every call the simulator answered is stored once: none was made twice because

@@ -55,7 +55,9 @@ def test_three_workers_share_60_rpm_and_use_it(services: Services) -> None:
         assert sum(c.name.startswith("worker-tiers") for c in stack.children) == 3
         # Forced to one model: no classifier calls, every call is a completion.
         batch_id = submit_batch(stack, prompts(JOBS, force_tier="haiku"))
-        wait_for_batch(services.database_url, batch_id, JOBS, timeout_s=JOBS * 60 / RPM + 60)
+        wait_for_batch(
+            services.database_url, batch_id, JOBS, timeout_s=JOBS * 60 / RPM + 60, stack=stack
+        )
         assert_all_succeeded_once(services.database_url, batch_id, JOBS)
         log = httpx.get(
             f"{stack.simulator_url}/_sim/requests", params={"model": model}, timeout=10

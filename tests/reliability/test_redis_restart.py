@@ -60,7 +60,7 @@ def test_a_redis_restart_mid_batch_loses_no_job(
         private_redis.stop()  # SHUTDOWN NOSAVE: queues, unacked messages and all
         time.sleep(1.0)
         assert private_redis.start() == broker_url  # same port, empty
-        took = wait_for_batch(services.database_url, batch_id, JOBS, timeout_s=90)
+        took = wait_for_batch(services.database_url, batch_id, JOBS, timeout_s=90, stack=stack)
 
         assert_all_succeeded_once(services.database_url, batch_id, JOBS)
         # The jobs were saved by the re-send, not by luck: it found unfinished ones.
@@ -68,4 +68,11 @@ def test_a_redis_restart_mid_batch_loses_no_job(
         assert "the broker had no marker" in classify_log
         resent = [line for line in classify_log.splitlines() if "sent again" in line]
         assert any(" 0 queued, 0 classify, 0 complete" not in line for line in resent), resent
-    print(f"\nstate at the restart: {before}; done {took:.1f}s after it; {resent[-1]}")
+        # Each worker watches its own consumer; a reconnect it forced would be logged.
+        tier_log = log_text(stack, "worker-tiers")
+        assert "consumer watch running" in tier_log and "consumer watch running" in classify_log
+        kicked = (tier_log + classify_log).count("consumer stuck")
+    print(
+        f"\nstate at the restart: {before}; done {took:.1f}s after it; {resent[-1]}; "
+        f"consumers reconnected by their watch: {kicked}"
+    )

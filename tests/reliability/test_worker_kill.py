@@ -82,7 +82,7 @@ def test_sigkilled_tier_workers_lose_nothing_and_bill_nothing_twice(services: Se
         killed_in_flight.append(kill_with_calls_in_flight(stack, worker))
         replace_worker(stack, options, "tiers-r2")
         # The dead workers' messages come back after the visibility timeout (40 s).
-        wait_for_batch(services.database_url, batch_id, JOBS, timeout_s=120)
+        wait_for_batch(services.database_url, batch_id, JOBS, timeout_s=120, stack=stack)
         took = time.monotonic() - submitted
 
         assert_all_succeeded_once(services.database_url, batch_id, JOBS)
