@@ -8,6 +8,7 @@ outcome from Postgres, which keeps answering while the API or broker is away.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -163,9 +164,13 @@ def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) 
     except psycopg.OperationalError as exc:
         lines.append(f"  (postgres unreachable: {exc})")
     for name in ("worker-classify", "worker-tiers") if stack else ():
-        log = log_text(stack, name) if stack else ""
-        told = [ln for ln in log.splitlines() if any(t in ln for t in TELLING)]
-        lines += [f"{name}:"] + [f"  {ln[:240]}" for ln in told[-15:]]
+        records = re.split(r"\n(?=\[\d{4}-)", log_text(stack, name) if stack else "")
+        lines.append(f"{name}:")
+        for record in [r for r in records if any(t in r.split("\n", 1)[0] for t in TELLING)][-15:]:
+            first, *rest = record.splitlines() or [""]
+            lines.append(f"  {first[:240]}")
+            if "one round has run" in first:  # the stuck feeder's stack
+                lines += [f"    {ln}" for ln in rest[-40:]]
     return "\n".join(lines)
 
 
