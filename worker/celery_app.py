@@ -8,7 +8,13 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    celeryd_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 from kombu import Queue
 
 from tierroute.config import get_settings
@@ -180,6 +186,13 @@ def _start_consumer_watch(consumer: Any, broker_url: str) -> threading.Event:
         concurrency=consumer.controller.concurrency,
     )
     return start_consumer_watch(watch)
+
+
+@worker_shutting_down.connect
+def _stop_consumer_watch(**_: Any) -> None:
+    # A warm shutdown stops consuming and lets running tasks finish: not a stall.
+    if _watch_stop is not None:
+        _watch_stop.set()
 
 
 @worker_shutdown.connect
