@@ -182,7 +182,7 @@ def _start_consumer_watch(consumer: Any, broker_url: str) -> threading.Event:
     watch = ConsumerWatch(
         consumer=consumer,
         client=redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5),
-        queues=lambda: _consumed_queues(consumer),
+        queues=frozenset(_consumed_queues(consumer)),
         concurrency=consumer.controller.concurrency,
     )
     return start_consumer_watch(watch)

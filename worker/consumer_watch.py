@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +85,8 @@ class ConsumerWatch:
 
     consumer: Any  # celery.worker.consumer.Consumer
     client: redis.Redis
-    queues: Callable[[], set[str]]
+    # Fixed at start: a consumer stuck mid-restart may have no queues of its own.
+    queues: frozenset[str]
     concurrency: int
     detector: StallDetector = field(default_factory=StallDetector)
     interval_s: float = CHECK_INTERVAL_S
@@ -93,7 +94,7 @@ class ConsumerWatch:
 
     def check(self, now: float) -> bool:
         """Look once; True when the consumer was found stuck and a reconnect was asked for."""
-        waiting = queue_depth(self.client, self.queues())
+        waiting = queue_depth(self.client, self.queues)
         room = self.concurrency - len(state.reserved_requests)
         if not self.detector.observe(now, waiting, room, state.all_total_count[0]):
             return False

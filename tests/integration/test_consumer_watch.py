@@ -77,7 +77,7 @@ def test_a_consumer_that_stopped_reading_is_reconnected_and_reads_again(
         watch = ConsumerWatch(
             consumer=consumer,
             client=client,
-            queues=lambda: {queue},
+            queues=frozenset({queue}),
             concurrency=4,
             detector=StallDetector(stall_s=1.0),
             interval_s=0.25,
@@ -103,7 +103,7 @@ def test_a_healthy_busy_consumer_is_left_alone(
         watch = ConsumerWatch(
             consumer=worker.consumer,
             client=client,
-            queues=lambda: {queue},
+            queues=frozenset({queue}),
             concurrency=4,
             detector=StallDetector(stall_s=1.0),
             interval_s=0.1,

@@ -146,7 +146,19 @@ FINISHED = ("succeeded", "failed", "dead", "cancelled")
 
 
 # Worker log lines that tell, after a failure, what the broker and the recovery did.
-TELLING = ("broker", "sent again", "stuck", "Restoring", "Connected to", "feeder", "ERROR/")
+TELLING = (
+    "broker",
+    "sent again",
+    "stuck",
+    "Restoring",
+    "Connected to",
+    "feeder",
+    "ERROR/",
+    "CRITICAL/",
+    "shutdown",
+)
+# Records whose traceback or stack is worth reading too.
+WITH_DETAIL = ("CRITICAL/", "one round has run")
 
 
 def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) -> str:
@@ -169,7 +181,7 @@ def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) 
         for record in [r for r in records if any(t in r.split("\n", 1)[0] for t in TELLING)][-15:]:
             first, *rest = record.splitlines() or [""]
             lines.append(f"  {first[:240]}")
-            if "one round has run" in first:  # the stuck feeder's stack
+            if any(t in first for t in WITH_DETAIL):
                 lines += [f"    {ln}" for ln in rest[-40:]]
     return "\n".join(lines)
 
