@@ -119,7 +119,10 @@ class LostMessageWatch:
 # between takes it along. A job merely waiting in a very deep queue gets a
 # duplicate, which its claim skips. Likewise a running job whose lease ran out
 # that long ago: its task ended without finishing it (an error no retry covered)
-# and its message is gone; a claim takes a job whose lease has run out.
+# and its message is gone; a claim takes a job whose lease has run out. And a
+# running job released for a retry (no lease) that long ago: a task publishes that
+# retry itself, and a publish that failed while the broker was down left the job
+# with no message at all.
 STALE_ROUTED = """
     SELECT id, tier FROM jobs
      WHERE tier IS NOT NULL AND NOT batch_api
@@ -127,7 +130,10 @@ STALE_ROUTED = """
              AND classified_at < now() - make_interval(secs => %(after_s)s)
              AND (lease_expires_at IS NULL OR lease_expires_at < now()))
             OR (status = 'running'
-                AND lease_expires_at < now() - make_interval(secs => %(after_s)s)))
+                -- no lease: released for a retry whose message may never have been
+                -- sent (the broker was down when the task published it)
+                AND coalesce(lease_expires_at, updated_at)
+                    < now() - make_interval(secs => %(after_s)s)))
      ORDER BY classified_at
      LIMIT 1000
 """

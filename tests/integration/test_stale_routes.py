@@ -67,3 +67,22 @@ def test_a_running_job_whose_lease_ran_out_long_ago_is_sent_again(clean_db: Serv
     assert StaleRouteWatch(sent.extend, after_s=60, interval_s=0).check() == 1
     assert sent == [(abandoned, "haiku")]
     assert {lately, working}.isdisjoint(job_id for job_id, _ in sent)
+
+
+def test_a_job_released_for_a_retry_whose_message_never_went_is_sent_again(
+    clean_db: Services,
+) -> None:
+    # A task releases the job (no lease) and publishes its retry; with the broker
+    # down that publish fails, and nothing else would ever send the job again.
+    url = clean_db.database_url.replace("postgresql+psycopg://", "postgresql://")
+    stranded, retrying = running_job(clean_db, "1 minute"), running_job(clean_db, "1 minute")
+    with psycopg.connect(url) as conn:
+        for job_id, ago in ((stranded, "2 minutes"), (retrying, "10 seconds")):
+            conn.execute(
+                "UPDATE jobs SET lease_expires_at = NULL, "
+                f"updated_at = now() - interval '{ago}' WHERE id = %s",
+                (job_id,),
+            )
+    sent: list[tuple[uuid.UUID, str]] = []
+    assert StaleRouteWatch(sent.extend, after_s=60, interval_s=0).check() == 1
+    assert sent == [(stranded, "haiku")]
