@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 
@@ -27,6 +28,16 @@ class Channel(kombu_redis.Channel):
 
     _shared_client: Any = None
     _shared_client_pool: Any = None
+
+    def _get_pool(self, asynchronous: bool = False) -> Any:
+        # kombu builds a pool from the connection's URL. A channel closed after Celery
+        # collected its lost connection has none, and kombu raised AttributeError on
+        # it, which Celery takes for an unrecoverable error: the worker stopped for
+        # good instead of reconnecting. Without a connection this is a connection
+        # error, which the close ignores.
+        if self.connection is None or self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection is closed")
+        return super()._get_pool(asynchronous)
 
     @contextmanager
     def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:

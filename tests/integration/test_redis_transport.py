@@ -38,3 +38,25 @@ def test_one_client_serves_every_ack_and_late_acks_still_hold(env: Services) -> 
         assert not unacked.hexists(channel.unacked_key, message.delivery_tag)
         queue.close()
         unacked.close()
+
+
+def test_closing_a_channel_after_its_connection_was_collected_is_a_connection_error(
+    env: Services,
+) -> None:
+    # Celery, on a lost broker connection, collects the connection (which drops the
+    # transport's client) and then closes it. If the first close of the default
+    # channel stopped early (its BRPOP read failed), the second one restores the
+    # unacknowledged messages through a pool that kombu rebuilds from that client:
+    # AttributeError, which Celery does not treat as a connection error. The tier
+    # worker then stopped for good ("Unrecoverable error"); see README, Reliability.
+    conn = Connection(env.broker_url, transport=TRANSPORT)
+    queue = conn.SimpleQueue(QUEUE)
+    queue.clear()
+    queue.put({"n": 1})
+    queue.get(timeout=5)  # delivered, not acked: the close will restore it
+    channel = conn.default_channel
+    channel._disconnect_pools()  # where the first close got to
+    conn.transport.client = None  # what collect() leaves
+    with pytest.raises(conn.connection_errors):
+        channel.close()
+    conn.maybe_close_channel(channel)  # and so Celery's close goes on
