@@ -3,10 +3,11 @@ its queue (as kombu's reconnect races leave one) is reconnected and reads again.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
@@ -53,14 +54,39 @@ def wait_until(condition: object, timeout_s: float) -> bool:
     return False
 
 
+def threads_worker(app: Celery) -> Any:
+    """A real Celery worker in this process: four threads, Redis, Celery's event loop."""
+    return start_worker(
+        app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
+    )
+
+
+@contextmanager
+def watching(
+    consumer: Any, client: redis.Redis, queue: str, interval_s: float
+) -> Iterator[ConsumerWatch]:
+    """The consumer watch on `consumer`, with a 1 s stall window, while the block runs."""
+    watch = ConsumerWatch(
+        consumer=consumer,
+        client=client,
+        queues=frozenset({queue}),
+        concurrency=4,
+        detector=StallDetector(stall_s=1.0),
+        interval_s=interval_s,
+    )
+    stop = start_consumer_watch(watch)
+    try:
+        yield watch
+    finally:
+        stop.set()
+
+
 def test_a_consumer_that_stopped_reading_is_reconnected_and_reads_again(
     env: Services, worker_app: tuple[Celery, str, list[int]]
 ) -> None:
     app, queue, done = worker_app
     client = redis.Redis.from_url(env.broker_url)
-    with start_worker(
-        app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
-    ) as worker:
+    with threads_worker(app) as worker:
         consumer = worker.consumer
         assert consumer.hub is not None  # the Redis transport runs on Celery's event loop
         app.send_task(queue, args=[0], queue=queue)
@@ -71,24 +97,12 @@ def test_a_consumer_that_stopped_reading_is_reconnected_and_reads_again(
         for n in range(1, 4):
             app.send_task(queue, args=[n], queue=queue)
         time.sleep(3.0)
-        wedged_waiting = client.llen(queue)
-        assert wedged_waiting >= 2, f"the wedge did not hold: {done}"
+        assert client.llen(queue) >= 2, f"the wedge did not hold: {done}"
 
-        watch = ConsumerWatch(
-            consumer=consumer,
-            client=client,
-            queues=frozenset({queue}),
-            concurrency=4,
-            detector=StallDetector(stall_s=1.0),
-            interval_s=0.25,
-        )
-        stop = start_consumer_watch(watch)
-        try:
+        with watching(consumer, client, queue, interval_s=0.25) as watch:
             assert wait_until(lambda: sorted(set(done)) == [0, 1, 2, 3], 30), (
                 f"still stuck: done {done}, waiting {client.llen(queue)}, restarts {watch.restarts}"
             )
-        finally:
-            stop.set()
         assert watch.restarts >= 1
 
 
@@ -97,28 +111,12 @@ def test_a_healthy_busy_consumer_is_left_alone(
 ) -> None:
     app, queue, done = worker_app
     client = redis.Redis.from_url(env.broker_url)
-    with start_worker(
-        app, pool="threads", concurrency=4, perform_ping_check=False, shutdown_timeout=10
-    ) as worker:
-        watch = ConsumerWatch(
-            consumer=worker.consumer,
-            client=client,
-            queues=frozenset({queue}),
-            concurrency=4,
-            detector=StallDetector(stall_s=1.0),
-            interval_s=0.1,
-        )
-        stop = start_consumer_watch(watch)
-        try:
-            sender = threading.Thread(
-                target=lambda: [
-                    (app.send_task(queue, args=[n], queue=queue), time.sleep(0.005))
-                    for n in range(400)
-                ]
-            )
-            sender.start()
-            sender.join()
-            assert wait_until(lambda: len(set(done)) == 400, 30), len(set(done))
-        finally:
-            stop.set()
-        assert watch.restarts == 0
+    with (
+        threads_worker(app) as worker,
+        watching(worker.consumer, client, queue, interval_s=0.1) as watch,
+    ):
+        for n in range(400):  # about 2 s of steady work, with the watch looking every 0.1 s
+            app.send_task(queue, args=[n], queue=queue)
+            time.sleep(0.005)
+        assert wait_until(lambda: len(set(done)) == 400, 30), len(set(done))
+    assert watch.restarts == 0

@@ -161,8 +161,20 @@ TELLING = (
 WITH_DETAIL = ("CRITICAL/", "one round has run")
 
 
+def telling_records(log: str) -> list[str]:
+    """The log's telling records, the last 15: first lines, with detail where it helps."""
+    records = re.split(r"\n(?=\[\d{4}-)", log)  # a record starts with its timestamp
+    lines = []
+    for record in [r for r in records if any(t in r.split("\n", 1)[0] for t in TELLING)][-15:]:
+        first, *rest = record.splitlines() or [""]
+        lines.append(f"  {first[:240]}")
+        if any(t in first for t in WITH_DETAIL):
+            lines += [f"    {line}" for line in rest[-40:]]
+    return lines
+
+
 def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) -> str:
-    """The batch's unfinished jobs by state, and the workers' telling log lines."""
+    """The batch's unfinished jobs by state, and the workers' telling log records."""
     lines = []
     try:
         rows = query(
@@ -175,14 +187,9 @@ def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) 
         lines += [f"  {n} {st} (routed {r}, leased {lease})" for st, r, lease, n in rows]
     except psycopg.OperationalError as exc:
         lines.append(f"  (postgres unreachable: {exc})")
-    for name in ("worker-classify", "worker-tiers") if stack else ():
-        records = re.split(r"\n(?=\[\d{4}-)", log_text(stack, name) if stack else "")
-        lines.append(f"{name}:")
-        for record in [r for r in records if any(t in r.split("\n", 1)[0] for t in TELLING)][-15:]:
-            first, *rest = record.splitlines() or [""]
-            lines.append(f"  {first[:240]}")
-            if any(t in first for t in WITH_DETAIL):
-                lines += [f"    {ln}" for ln in rest[-40:]]
+    if stack is not None:
+        for name in ("worker-classify", "worker-tiers"):
+            lines += [f"{name}:", *telling_records(log_text(stack, name))]
     return "\n".join(lines)
 
 
