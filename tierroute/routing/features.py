@@ -16,12 +16,17 @@ TOKEN = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 # Only the start of a long prompt is hashed: it shows the kind of task, and the
 # length cues below still see the whole text.
 MAX_HASHED_CHARS = 4000
+# Structure cues (options, code, lists, sentences) read this much of a prompt. The
+# cap and the line-local patterns below keep featurising linear in the prompt's
+# length: `^\s*` under MULTILINE re-scans every following blank line from each
+# line start, which made a prompt of newlines quadratic.
+MAX_SCANNED_CHARS = 16_000
 N_BUCKETS = 2**18
 
-_OPTION = re.compile(r"^\s*\(?[A-D][.)]\s", re.MULTILINE)
+_OPTION = re.compile(r"^[ \t]*\(?[A-D][.)]\s", re.MULTILINE)
 _MATH = re.compile(r"[=+*/^<>√∑∫≤≥±∞π]|\\frac|\\sqrt|\$")
-_CODE = re.compile(r"```|\bdef |\breturn\b|;\s*$|[{}]|=>|\bfunction\b|\bSELECT\b", re.MULTILINE)
-_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
+_CODE = re.compile(r"```|\bdef |\breturn\b|;[ \t]*$|[{}]|=>|\bfunction\b|\bSELECT\b", re.MULTILINE)
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
 _CUES = (
@@ -56,7 +61,7 @@ def tokens(text: str) -> list[str]:
 
 def is_multiple_choice(text: str) -> bool:
     """True for an exam-style question with lettered answer options (A. … B. …)."""
-    return len(_OPTION.findall(text)) >= 2
+    return len(_OPTION.findall(text[:MAX_SCANNED_CHARS])) >= 2
 
 
 def hashed_counts(text: str, n_buckets: int = N_BUCKETS) -> dict[int, int]:
@@ -87,27 +92,28 @@ def dense_features(text: str) -> list[float]:
     return [*cues, *zeros, 0.0]
 
 
-def _cue_values(text: str) -> list[float]:
-    n = len(text)
+def _cue_values(full_text: str) -> list[float]:
+    n = len(full_text)
+    text = full_text[:MAX_SCANNED_CHARS]
     words = text.split()
     first_option = _OPTION.search(text)
     options = _OPTION.findall(text)
-    stem = text[: first_option.start()] if first_option else text
+    stem = full_text[: first_option.start()] if first_option else full_text
     option_chars = (n - len(stem)) / len(options) if options else 0.0
     digits = sum(ch.isdigit() for ch in text)
     return [
         math.log1p(n),
-        math.log1p(len(words)),
+        math.log1p(len(full_text.split())),
         math.log1p(len(stem)),
         math.log1p(option_chars),
-        digits / max(1, n),
+        digits / max(1, len(text)),
         len(_MATH.findall(text)) / max(1, len(words)),
-        math.log1p(text.count("\n")),
+        math.log1p(full_text.count("\n")),
         1.0 if len(options) >= 2 else 0.0,
         1.0 if "?" in stem else 0.0,
         (sum(len(w) for w in words) / len(words)) if words else 0.0,
         math.log1p(len(_CODE.findall(text))),
         math.log1p(len(_LIST_ITEM.findall(text))),
         math.log1p(len(_SENTENCE_END.findall(text))),
-        math.log1p(text.count(",")),
+        math.log1p(full_text.count(",")),
     ]
