@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -151,17 +152,26 @@ def _redrive(session: Session, *conditions: Any) -> list[uuid.UUID]:
     return ids
 
 
+def id_array(job_ids: Sequence[uuid.UUID]) -> Any:
+    """Job ids as ONE uuid[] parameter, for `column == any_(id_array(ids))`.
+
+    `.in_(ids)` binds a parameter per id, and Postgres takes at most 65,535 in a
+    statement: a bulk operation on a large batch failed outright.
+    """
+    return bindparam("job_ids", list(job_ids), type_=ARRAY(UUID(as_uuid=True)))
+
+
 def _forget_budget_rejections(session: Session, job_ids: list[uuid.UUID]) -> None:
     # A job the budget rejected is routed afresh, so today's budget is checked again.
     rejected = (
         select(RoutingDecision.job_id)
-        .where(RoutingDecision.job_id.in_(job_ids))
+        .where(RoutingDecision.job_id == any_(id_array(job_ids)))
         .where(RoutingDecision.budget_action == BudgetAction.REJECTED)
     )
     session.execute(update(Job).where(Job.id.in_(rejected)).values(tier=None, classified_at=None))
     session.execute(
         delete(RoutingDecision)
-        .where(RoutingDecision.job_id.in_(job_ids))
+        .where(RoutingDecision.job_id == any_(id_array(job_ids)))
         .where(RoutingDecision.budget_action == BudgetAction.REJECTED)
     )
 
