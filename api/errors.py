@@ -17,8 +17,11 @@ log = logging.getLogger(__name__)
 
 def error_response(status: int, code: str, detail: str, challenge: str = "Bearer") -> JSONResponse:
     headers = {"WWW-Authenticate": challenge} if status == 401 else None  # RFC 6750
+    # A detail may quote what the client sent, lone surrogates included, which UTF-8
+    # cannot encode: escape them so naming the problem cannot itself fail with a 500.
+    safe = detail.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse(
-        status_code=status, content={"error": code, "detail": detail}, headers=headers
+        status_code=status, content={"error": code, "detail": safe}, headers=headers
     )
 
 

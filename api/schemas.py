@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tierroute.specs import reject_nul
+from tierroute.domain.storable import check_text
 
 
 class ErrorBody(BaseModel):
@@ -59,8 +59,8 @@ class RatingIn(BaseModel):
 
     @field_validator("comment")
     @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        return reject_nul(value)
+    def _storable(cls, value: str | None) -> str | None:
+        return check_text(value)
 
 
 class RatingOut(BaseModel):

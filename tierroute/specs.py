@@ -6,24 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tierroute.domain.storable import check_metadata, check_text
 from tierroute.errors import InvalidInput
 from tierroute.tiers import EFFORT_LEVELS, default_tier_table
 
 MAX_PROMPT_CHARS = 800_000  # ~200k tokens: the tier models' context window
-
-
-def reject_nul(value: Any) -> Any:
-    """`value` unchanged, or ValueError if a string in it holds NUL, which Postgres cannot store."""
-    if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL (\\u0000) characters")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            reject_nul(key)
-            reject_nul(item)
-    elif isinstance(value, list):
-        for item in value:
-            reject_nul(item)
-    return value
 
 
 class ThinkingOverride(BaseModel):
@@ -51,10 +38,15 @@ class JobSpec(BaseModel):
     thinking: ThinkingOverride | None = None
     metadata: dict[str, Any] | None = None
 
-    @field_validator("prompt", "system", "metadata")
+    @field_validator("prompt", "system")
     @classmethod
-    def _no_nul(cls, value: Any) -> Any:
-        return reject_nul(value)
+    def _storable_text(cls, value: str | None) -> str | None:
+        return check_text(value)
+
+    @field_validator("metadata")
+    @classmethod
+    def _storable_metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_metadata(value)
 
     @field_validator("prompt")
     @classmethod
