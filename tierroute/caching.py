@@ -11,11 +11,19 @@ avoids that: for a cacheable prefix the first job takes a short Redis lock
 so the task retries shortly without using up an attempt) until the primer has
 answered and marked the prefix warm (a key with the cache's TTL, refreshed on use).
 A job without a cacheable system prompt costs one isinstance check here.
+
+Anthropic's cache is per organization, one per deployment, and a hit shows in the
+answer's `usage`: a prefix shared by two API keys would tell one key what the other
+sent in the last few minutes. So a cacheable system prompt starts with a short marker
+block naming its key's scope (`cache_scope`: an HMAC of the key's id, so the marker
+names no id; keyless jobs share a scope of their own), and two keys never share an
+entry, a primer lock or a warm marker.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import math
@@ -30,6 +38,7 @@ import redis
 from tierroute.errors import RateLimited
 
 if TYPE_CHECKING:
+    from tierroute.config import Settings
     from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,6 +48,9 @@ CHARS_PER_TOKEN = 4
 CACHE_TTL_S = 300
 KEY_PREFIX = "tierroute:cache"
 EPHEMERAL = {"type": "ephemeral"}
+SCOPE_CONTEXT = b"tierroute prompt-cache scope v1"
+# Never a key id's 16 bytes, so keyless jobs share no scope with any key.
+KEYLESS_SCOPE = b"keyless"
 
 # KEYS: warm, lock. ARGV: cache TTL ms, lock TTL ms, lock token.
 # A warm prefix is refreshed (it was just used); else the caller primes, or waits.
@@ -62,11 +74,38 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def cached_system(text: str, min_tokens: int) -> str | list[dict[str, Any]]:
-    """The `system` parameter: a cacheable text block when long enough, else the string."""
+def cached_system(
+    text: str, min_tokens: int, scope: str | None = None
+) -> str | list[dict[str, Any]]:
+    """The `system` parameter: a cacheable text block when long enough, else the string.
+
+    With a `scope` (from `cache_scope`), the cached prefix starts with its marker block.
+    """
     if min_tokens <= 0 or estimate_tokens(text) < min_tokens:
         return text
-    return [{"type": "text", "text": text, "cache_control": dict(EPHEMERAL)}]
+    block = {"type": "text", "text": text, "cache_control": dict(EPHEMERAL)}
+    if scope is None:
+        return [block]
+    return [{"type": "text", "text": scope_marker(scope)}, block]
+
+
+def cache_scope(settings: Settings, api_key_id: uuid.UUID | None) -> str:
+    """The cache scope of jobs of `api_key_id` (None: keyless jobs): 32 hex digits.
+
+    An HMAC keyed by (a key derived from) the deployment's Anthropic key, the one secret
+    every worker shares and no client sees: the marker that goes out names no key id.
+    """
+    secret = settings.anthropic_api_key
+    raw = secret.get_secret_value().encode() if secret is not None else b""
+    # A key of its own, derived, rather than the credential itself.
+    scope_key = hmac.new(raw, SCOPE_CONTEXT, hashlib.sha256).digest()
+    subject = KEYLESS_SCOPE if api_key_id is None else api_key_id.bytes
+    return hmac.new(scope_key, subject, hashlib.sha256).hexdigest()[:32]
+
+
+def scope_marker(scope: str) -> str:
+    """The text of the block that opens every cached prefix of a scope."""
+    return f"[cache scope {scope}]"
 
 
 def prefix_key(params: dict[str, Any]) -> str | None:

@@ -64,7 +64,7 @@ CLAIM_FOR_COMPLETE = f"""
        AND (status = 'classifying'
             -- a retry, or a worker that died mid-call and left its lease
             OR (status = 'running' AND {LEASE_EXPIRED}))
-    RETURNING prompt, system, max_tokens, tier, thinking_override, attempts
+    RETURNING prompt, system, max_tokens, tier, thinking_override, attempts, api_key_id
 """
 
 FINISH = """

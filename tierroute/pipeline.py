@@ -198,9 +198,13 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
     if claimed is None:
         log.info("complete: job %s is finished, cancelled or held by another worker", job_id)
         return None
-    prompt, system, max_tokens, tier_name, thinking_override, attempts = claimed
+    prompt, system, max_tokens, tier_name, thinking_override, attempts, api_key_id = claimed
     tier = rt.tiers.get(tier_name)
-    params = build_completion_params(tier, prompt, system, max_tokens, thinking_override)
+    # The key's own cache scope: no key learns from `usage` what another sent.
+    scope = caching.cache_scope(rt.settings, api_key_id)
+    params = build_completion_params(
+        tier, prompt, system, max_tokens, thinking_override, cache_scope=scope
+    )
     primer = None
     try:
         # Priming makes jobs sharing a cacheable prefix wait (CacheWarming) for the first.

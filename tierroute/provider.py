@@ -124,8 +124,13 @@ def build_completion_params(
     system: str | None,
     max_tokens: int,
     thinking_override: dict[str, Any] | None = None,
+    *,
+    cache_scope: str | None = None,
 ) -> dict[str, Any]:
-    """The `messages.create` keyword arguments for answering a job on `tier`."""
+    """The `messages.create` keyword arguments for answering a job on `tier`.
+
+    `cache_scope` (`caching.cache_scope` of the job's key) keeps its cached prefix apart.
+    """
     choice = resolve_thinking(tier, thinking_override)
     params: dict[str, Any] = {
         "model": tier.model,
@@ -134,7 +139,7 @@ def build_completion_params(
     }
     if system:
         # A long system prompt goes as one text block with a cache breakpoint.
-        params["system"] = cached_system(system, tier.min_cache_tokens)
+        params["system"] = cached_system(system, tier.min_cache_tokens, cache_scope)
     if choice.mode is ThinkingMode.ADAPTIVE:
         params["thinking"] = {"type": "adaptive"}
     elif choice.mode is ThinkingMode.ENABLED:

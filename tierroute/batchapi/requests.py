@@ -24,12 +24,21 @@ class JobRow:
     system: str | None
     max_tokens: int
     thinking_override: dict[str, Any] | None
+    api_key_id: uuid.UUID | None = None
 
 
-def batch_request(tier: Tier, job: JobRow) -> dict[str, Any]:
-    """`{"custom_id": job id, "params": ...}`: params exactly as the live call sends them."""
+def batch_request(tier: Tier, job: JobRow, cache_scope: str | None = None) -> dict[str, Any]:
+    """`{"custom_id": job id, "params": ...}`: params exactly as the live call sends them.
+
+    `cache_scope`: `caching.cache_scope` of the job's key, as the live call uses.
+    """
     params = build_completion_params(
-        tier, job.prompt, job.system, job.max_tokens, job.thinking_override
+        tier,
+        job.prompt,
+        job.system,
+        job.max_tokens,
+        job.thinking_override,
+        cache_scope=cache_scope,
     )
     return {"custom_id": str(job.id), "params": params}
 

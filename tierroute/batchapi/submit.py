@@ -18,6 +18,7 @@ from typing import Any
 from tierroute.batchapi import sdk
 from tierroute.batchapi.outcomes import settle_unsubmitted
 from tierroute.batchapi.requests import JobRow, batch_request, split
+from tierroute.caching import cache_scope
 from tierroute.db import raw_transaction
 from tierroute.errors import PermanentProviderError, RetryableProviderError
 from tierroute.runtime import Runtime
@@ -39,7 +40,7 @@ WAITING_TIERS = """
        AND tier IS NOT NULL
 """
 WAITING_JOBS = """
-    SELECT id, prompt, system, max_tokens, thinking_override FROM jobs
+    SELECT id, prompt, system, max_tokens, thinking_override, api_key_id FROM jobs
      WHERE batch_id = %(batch_id)s AND batch_api AND status = 'classifying'
        AND tier = %(tier)s
      ORDER BY created_at, id
@@ -102,7 +103,7 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
         rows = [JobRow(*row) for row in cur.fetchall()]
         if not rows:
             return None
-        requests = [batch_request(tier, row) for row in rows]
+        requests = [batch_request(tier, row, cache_scope(settings, row.api_key_id)) for row in rows]
         chunk = next(split(requests, settings.batch_api_max_requests, settings.batch_api_max_bytes))
         ids = [uuid.UUID(request["custom_id"]) for request in chunk]
         try:
