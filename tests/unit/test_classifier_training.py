@@ -135,7 +135,10 @@ def test_eval_json_and_plot(router_dir: Path, eval_file: Path, tmp_path: Path) -
     )
     assert out.exit_code == 0, out.output
     report = json.loads(out.output)
-    assert {"apgr", "cpt50", "cpt80", "random_apgr", "oracle_apgr", "points"} <= set(report)
+    assert {"apgr", "cpt50", "cpt80", "random_apgr", "length_apgr", "oracle_apgr", "points"} <= set(
+        report
+    )
+    assert 0 < report["length_apgr"] < report["oracle_apgr"]
     assert report["apgr"] > report["random_apgr"]
     assert len(report["points"]) == 21 and report["points"][-1]["strong_share"] == 1.0
     assert report["configured"]["saved_pct"] > 0
@@ -145,7 +148,16 @@ def test_eval_json_and_plot(router_dir: Path, eval_file: Path, tmp_path: Path) -
 def test_eval_text_names_the_figures(router_dir: Path, eval_file: Path) -> None:
     out = CliRunner().invoke(main, ["eval", "--dataset", str(eval_file)])
     assert out.exit_code == 0, out.output
-    for text in ("APGR", "CPT(50%)", "CPT(80%)", "random", "oracle", "saved", "strong calls"):
+    for text in (
+        "APGR",
+        "CPT(50%)",
+        "CPT(80%)",
+        "prompt length",
+        "random",
+        "oracle",
+        "saved",
+        "strong calls",
+    ):
         assert text in out.output
 
 

@@ -46,6 +46,14 @@ def _graded_tier(tier: Tier, graded: set[str], tiers: TierTable) -> str:
     return tiers.top.name
 
 
+def length_apgr(items: Sequence[EvalItem], weak: Sequence[float], strong: Sequence[float]) -> float:
+    """APGR of the baseline that sends the longest prompts to the strong tier first.
+
+    A router that cannot beat it has learnt nothing that the prompt's length does not say.
+    """
+    return apgr(routing_curve([len(i.prompt) for i in items], weak, strong))
+
+
 def decide_all(
     classifier: Classifier, items: Sequence[EvalItem]
 ) -> tuple[list[RoutingDecision], float]:
@@ -88,6 +96,7 @@ def evaluate(
         "cpt50": round(cpt(curve, 0.5), 4),
         "cpt80": round(cpt(curve, 0.8), 4),
         "random_apgr": round(random_apgr(weak, strong), 4),
+        "length_apgr": round(length_apgr(items, weak, strong), 4),
         "oracle_apgr": round(apgr(oracle), 4),
         "oracle_cpt50": round(cpt(oracle, 0.5), 4),
         "oracle_cpt80": round(cpt(oracle, 0.8), 4),
@@ -163,8 +172,8 @@ def format_report(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        f"APGR      {report['apgr']:.4f}   (random {report['random_apgr']:.4f}, "
-        f"oracle {report['oracle_apgr']:.4f})",
+        f"APGR      {report['apgr']:.4f}   (prompt length {report['length_apgr']:.4f}, "
+        f"random {report['random_apgr']:.4f}, oracle {report['oracle_apgr']:.4f})",
         f"CPT(50%)  {report['cpt50']:.2%} strong calls   (oracle {report['oracle_cpt50']:.2%})",
         f"CPT(80%)  {report['cpt80']:.2%} strong calls   (oracle {report['oracle_cpt80']:.2%})",
         f"median decision time {report['median_decision_ms']:.3f} ms",
