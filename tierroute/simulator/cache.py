@@ -6,6 +6,10 @@ entry lives 5 minutes (1 hour with `ttl: "1h"`) from its last use. A new entry i
 readable only once the request that writes it has answered, so requests that
 arrive together all miss. `input_tokens` is what is left after the cached and the
 written parts. Breakpoints in `system` are honoured (where tierroute puts them).
+
+One cache for every caller, whatever its API key or client header, matched on the
+exact prefix: Anthropic's cache is per organization, so any separation between
+tierroute's API keys has to be in the prefix itself (tierroute/caching.py).
 """
 
 from __future__ import annotations
