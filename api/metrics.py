@@ -2,9 +2,10 @@
 
 Jobs, dollars, tokens and call latency are aggregates over Postgres (the workers
 write every call there), queue depth comes from the broker, and rate-limiter waits
-from the limiter's Redis counters (tierroute/metrics.py says why). A source that
-cannot be read is reported by `tierroute_scrape_source_up` instead of failing the
-scrape.
+from the limiter's Redis counters (tierroute/metrics.py says why). The Postgres
+aggregates come through the app's AggregateCache, so a scrape costs no SQL while
+they are fresh. A source that cannot be read is reported by
+`tierroute_scrape_source_up` instead of failing the scrape.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from prometheus_client.core import (
 )
 
 from tierroute.db import session_scope
-from tierroute.metrics import LATENCY_BUCKETS_S, NO_TIER, CallStats, call_stats, job_counts
+from tierroute.metrics import (
+    LATENCY_BUCKETS_S,
+    NO_TIER,
+    AggregateCache,
+    Aggregates,
+    CallStats,
+    read_aggregates,
+)
 from tierroute.models import CallPurpose, JobStatus
 from tierroute.runtime import Runtime
 
@@ -67,13 +75,22 @@ class Snapshot:
     waits: dict[tuple[str, str], tuple[int, float]] | None = None
 
 
-def take_snapshot(rt: Runtime, broker: QueueReader) -> Snapshot:
-    """Read Postgres, the broker and the limiter's counters; log what fails."""
+def aggregate_cache(max_age_s: float) -> AggregateCache:
+    """A cache of this process's Postgres aggregates, read through its engine."""
+
+    def read() -> Aggregates:
+        with session_scope() as session:
+            return read_aggregates(session)
+
+    return AggregateCache(read, max_age_s)
+
+
+def take_snapshot(rt: Runtime, broker: QueueReader, aggregates: AggregateCache) -> Snapshot:
+    """Read Postgres (or its cached figures), the broker and the limiter; log what fails."""
     snap = Snapshot(tiers=list(rt.tiers.names), models={t.model: t.name for t in rt.tiers.tiers})
     try:
-        with session_scope() as session:
-            snap.jobs = job_counts(session)
-            snap.calls = call_stats(session)
+        figures = aggregates.get()
+        snap.jobs, snap.calls = figures.jobs, figures.calls
     except Exception as exc:
         log.warning("metrics: cannot read Postgres: %s", exc)
     try:
@@ -225,8 +242,8 @@ def _bound(seconds: float) -> str:
     return repr(float(seconds))
 
 
-def render_metrics(rt: Runtime, broker: QueueReader) -> bytes:
+def render_metrics(rt: Runtime, broker: QueueReader, aggregates: AggregateCache) -> bytes:
     """The exposition text: this process's own counters, then the scrape-time figures."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SnapshotCollector(take_snapshot(rt, broker)))
+    registry.register(SnapshotCollector(take_snapshot(rt, broker, aggregates)))
     return generate_latest(REGISTRY) + generate_latest(registry)

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     # writer's lock lapses after cache_prime_lock_s should it die.
     cache_prime_wait_s: float = Field(default=0.5, gt=0)
     cache_prime_lock_s: float = Field(default=30.0, gt=0)
+    # /metrics shows every key's spend: it asks for `Authorization: Bearer` with this
+    # token, or with any active API key while it is unset (api/metrics_auth.py).
+    metrics_token: SecretStr | None = None
+    # Seconds an API process reuses the Postgres aggregates of /metrics, so scrapers
+    # cost one table pass per window however many they are; 0 reads on every scrape.
+    metrics_cache_s: float = Field(default=10.0, ge=0)
 
     @field_validator("confidence_threshold", "hybrid_confidence")
     @classmethod
@@ -155,6 +161,16 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be >= 1")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _long_metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty value (compose's `${TIERROUTE_METRICS_TOKEN:-}`) means unset.
+        if value is None or value.get_secret_value() == "":
+            return None
+        if len(value.get_secret_value()) < MIN_METRICS_TOKEN_CHARS:
+            raise ValueError(f"must be at least {MIN_METRICS_TOKEN_CHARS} characters")
         return value
 
     @field_validator("rate_limit_burst_s")
@@ -242,6 +258,8 @@ def _is_redis(url: str | None) -> bool:
 
 
 KNOWN_CLASSIFIERS = ("llm", "local", "hybrid")
+# A metrics token shorter than this could be guessed (`openssl rand -hex 16` gives 32).
+MIN_METRICS_TOKEN_CHARS = 16
 # A lease outlives the longest call a task can make (the SDK timeout) by this much,
 # so it only expires when the task that took it is gone.
 LEASE_MARGIN_S = 30.0

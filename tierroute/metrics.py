@@ -5,10 +5,17 @@ counters would die with it. Every billed call is already a row in `model_calls`
 (tier, purpose, tokens, USD, latency), so the counters and the latency histogram
 are aggregates over that table: every API replica reports the same values, and
 they survive restarts. The limiter counts its waits in Redis (`ratelimit.py`).
+
+Those aggregates read whole tables, so an API process keeps them for
+`TIERROUTE_METRICS_CACHE_S` (AggregateCache): however many scrapers ask, Postgres
+does one pass per window, and a scrape in between runs no SQL.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -92,3 +99,73 @@ def job_counts(session: Session) -> dict[tuple[str, str], int]:
     """Jobs by (status, tier); a job not routed yet has tier NO_TIER."""
     rows = session.execute(JOB_COUNTS, {"none": NO_TIER}).all()
     return {(str(status), str(tier)): int(jobs) for status, tier, jobs in rows}
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    """What /metrics reads from Postgres: jobs by (status, tier) and call totals."""
+
+    jobs: dict[tuple[str, str], int]
+    calls: list[CallStats]
+
+
+def read_aggregates(session: Session) -> Aggregates:
+    """Both aggregates, in one transaction."""
+    return Aggregates(jobs=job_counts(session), calls=call_stats(session))
+
+
+class AggregateCache:
+    """The aggregates, read at most once per `max_age_s` however many scrapes ask.
+
+    Scrapers arriving together share one read (single flight): one takes the lock
+    and reads; the others get the previous figures at once, or wait for the read
+    when there are none yet. A failed read is remembered for the same window, so
+    scrapers facing a Postgres outage do not queue up behind one timeout each.
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], Aggregates],
+        max_age_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The last read's outcome, replaced as one object so readers without the
+        # lock never see a value and an error from different reads.
+        self._last: _Outcome | None = None
+
+    def get(self) -> Aggregates:
+        """Fresh enough aggregates; raises what the last read raised if it failed."""
+        last = self._last
+        if not self._fresh(last) and self._lock.acquire(blocking=last is None):
+            try:
+                last = self._last
+                if not self._fresh(last):  # else another scrape read while this one waited
+                    last = self._last = self._refresh()
+            finally:
+                self._lock.release()
+        assert last is not None  # a waiter got the lock only after a read finished
+        if last.error is not None:
+            raise last.error
+        assert last.value is not None
+        return last.value
+
+    def _fresh(self, last: _Outcome | None) -> bool:
+        return last is not None and self._clock() - last.read_at < self._max_age_s
+
+    def _refresh(self) -> _Outcome:
+        try:
+            value = self._read()
+        except Exception as exc:
+            return _Outcome(value=None, error=exc, read_at=self._clock())
+        return _Outcome(value=value, error=None, read_at=self._clock())
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    value: Aggregates | None
+    error: Exception | None
+    read_at: float

@@ -13,10 +13,12 @@ from sqlalchemy import text
 from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt
 from api.metrics import render_metrics
+from api.metrics_auth import get_aggregate_cache, require_metrics_access
 from api.queue import Enqueuer
 from api.schemas import Health, RouteIn, RouteOut, error_responses
 from tierroute.db import raw_transaction, session_scope
 from tierroute.jobstore import insert_call
+from tierroute.metrics import AggregateCache
 from tierroute.pipeline import decide
 from tierroute.report import build_report
 from tierroute.runtime import Runtime
@@ -89,10 +91,19 @@ def healthz(
     return JSONResponse(status_code=200 if healthy else 503, content=health.model_dump())
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_metrics_access)],
+    responses=error_responses(401),
+)
 def metrics(
     rt: Annotated[Runtime, Depends(get_rt)],
     enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
+    aggregates: Annotated[AggregateCache, Depends(get_aggregate_cache)],
 ) -> Response:
-    """Prometheus metrics: jobs, USD, tokens, call latency, queue depth, limiter waits."""
-    return Response(render_metrics(rt, enqueuer), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics: jobs, USD, tokens, call latency, queue depth, limiter waits.
+
+    Needs `Authorization: Bearer` with TIERROUTE_METRICS_TOKEN, or an API key while
+    that is unset; Postgres figures are at most TIERROUTE_METRICS_CACHE_S old.
+    """
+    return Response(render_metrics(rt, enqueuer, aggregates), media_type=CONTENT_TYPE_LATEST)

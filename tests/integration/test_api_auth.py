@@ -103,8 +103,9 @@ def test_every_v1_route_requires_a_key_and_health_does_not(client: TestClient) -
     for method, path in v1:
         url = path.replace("{job_id}", some_id).replace("{batch_id}", some_id)
         assert_401(client.request(method, url, json={"prompt": "x"}))
-    for open_path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+    for open_path in ("/healthz", "/openapi.json", "/docs"):
         assert client.get(open_path).status_code == 200
+    assert_401(client.get("/metrics"))  # every key's spend (test_metrics_access.py)
     schemes = schema["components"]["securitySchemes"]
     assert schemes["HTTPBearer"]["scheme"] == "bearer"
 

@@ -17,7 +17,7 @@ from tests.conftest import Services, clear_rate_limits
 from tests.metrics_text import assert_matches_postgres, names, parse_samples, value
 from tests.seed_dashboard import seed_dashboard
 from tierroute.db import session_scope
-from tierroute.keys import create_api_key
+from tierroute.keys import create_api_key, issue_key
 from tierroute.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY, ModelLimits, RateLimiter
 from tierroute.runtime import get_runtime
 from tierroute.tiers import default_tier_table
@@ -36,7 +36,9 @@ def _forget_queues_and_waits(broker_url: str) -> None:
 @pytest.fixture
 def client(clean_db: Services) -> Iterator[TestClient]:
     _forget_queues_and_waits(clean_db.broker_url)
-    with TestClient(create_app()) as test_client:
+    # /metrics needs an API key while TIERROUTE_METRICS_TOKEN is unset.
+    scraper = {"Authorization": f"Bearer {issue_key(clean_db.database_url, 'scraper')}"}
+    with TestClient(create_app(), headers=scraper) as test_client:
         yield test_client
     _forget_queues_and_waits(clean_db.broker_url)
 

@@ -57,11 +57,11 @@ def test_api_flower_and_simulator_entry_points() -> None:
 
 
 def test_apps_point_at_the_compose_postgres_and_redis() -> None:
-    env = SERVICES["api"]["environment"]
+    env = SERVICES["migrate"]["environment"]  # the shared app environment, as is
     assert env["TIERROUTE_DATABASE_URL"].startswith("postgresql+psycopg://")
     assert "@postgres:5432/" in env["TIERROUTE_DATABASE_URL"]
     assert env["TIERROUTE_BROKER_URL"] == "redis://redis:6379/0"
-    for name in ("worker-classify", "worker-tiers", "flower", "migrate"):
+    for name in ("api", "worker-classify", "worker-tiers", "flower"):
         service_env = SERVICES[name]["environment"]
         assert {key: service_env[key] for key in env} == env
 
