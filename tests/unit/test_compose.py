@@ -51,7 +51,10 @@ def test_api_flower_and_simulator_entry_points() -> None:
     assert _command("api")[:2] == ["uvicorn", "api.app:app"]
     flower = _command("flower")
     assert flower[:4] == ["celery", "-A", "worker", "flower"]
-    assert any(part.startswith("--basic-auth=") for part in flower)
+    # Its login comes from the environment (FLOWER_BASIC_AUTH), never argv.
+    assert SERVICES["flower"]["environment"]["FLOWER_BASIC_AUTH"].startswith(
+        "${FLOWER_BASIC_AUTH:?"
+    )
     assert _command("simulator")[:2] == ["tierroute", "sim"]
     assert SERVICES["simulator"]["profiles"] == ["sim"]
 
@@ -160,3 +163,88 @@ def test_dashboard_prometheus_queries_use_series_that_metrics_serves() -> None:
             for name in names:
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 assert name in served or base in served, (panel["title"], name)
+
+
+# --- no default passwords, nothing but the API on public interfaces -------------------
+
+REQUIRED_VARIABLE = re.compile(r"^\$\{(\w+):\?[^}]+\}$")
+SECRET_NAME = re.compile(r"PASSWORD|BASIC_AUTH|SECRET|TOKEN", re.I)
+# Services whose port is meant for everyone: the API, with its own keys.
+PUBLIC = {"api"}
+
+
+def _environments() -> list[tuple[str, str, str]]:
+    """(service, name, value) of every environment entry, the shared anchor included."""
+    found = []
+    for name, service in SERVICES.items():
+        env = service.get("environment") or {}
+        assert isinstance(env, dict), name  # the mapping form, so the checks see names
+        found += [(name, key, str(value)) for key, value in env.items()]
+    return found
+
+
+def test_every_password_is_a_required_variable_without_a_default() -> None:
+    secrets = [(s, k, v) for s, k, v in _environments() if SECRET_NAME.search(k)]
+    assert {k for _, k, _ in secrets} >= {
+        "POSTGRES_PASSWORD", "PGPASSWORD", "FLOWER_BASIC_AUTH", "GF_SECURITY_ADMIN_PASSWORD",
+        "GRAFANA_DB_PASSWORD",
+    }  # fmt: skip
+    for service, key, value in secrets:
+        assert REQUIRED_VARIABLE.match(value), (service, key, value)
+    # The database URL's password is the same required variable, not a literal.
+    url = SERVICES["api"]["environment"]["TIERROUTE_DATABASE_URL"]
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password == SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    # And no `${VAR:-default}` anywhere fills one in.
+    text = (ROOT / "docker-compose.yml").read_text()
+    for variable in re.findall(r"\$\{(\w+):-", text):
+        assert not SECRET_NAME.search(variable), variable
+
+
+def test_every_required_variable_is_in_the_env_example() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    required = set(re.findall(r"\$\{(\w+):\?", text))
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^(\w+)=", example, re.M))
+    assert required <= listed, required - listed
+    # An example, not a place for real values.
+    assert all(line.endswith("=") for line in example.splitlines() if re.match(r"\w+=", line))
+
+
+def test_only_the_api_publishes_beyond_localhost() -> None:
+    published = {name: s["ports"] for name, s in SERVICES.items() if s.get("ports")}
+    assert {"api", "flower", "grafana", "prometheus", "simulator"} <= set(published)
+    for name, ports in published.items():
+        if name in PUBLIC:
+            continue
+        for port in ports:
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_no_password_is_on_a_command_line() -> None:
+    for name, service in SERVICES.items():
+        for part in (str(p) for p in service.get("command") or []):
+            assert "basic-auth" not in part and "password" not in part.lower(), (name, part)
+            for variable in re.findall(r"\$\{(\w+)", part):
+                assert not SECRET_NAME.search(variable), (name, part)
+
+
+def test_grafana_reads_postgres_as_the_read_only_role() -> None:
+    provisioning = GRAFANA_DIR / "provisioning" / "datasources" / "tierroute.yml"
+    sources = yaml.safe_load(provisioning.read_text())["datasources"]
+    postgres = next(s for s in sources if s["uid"] == "tierroute-postgres")
+    owner = SERVICES["postgres"]["environment"]["POSTGRES_USER"]
+    assert postgres["user"] == "tierroute_readonly" != owner  # the owner is the superuser
+    assert postgres["secureJsonData"]["password"] == "${GRAFANA_DB_PASSWORD}"
+    grafana = SERVICES["grafana"]
+    assert REQUIRED_VARIABLE.match(grafana["environment"]["GRAFANA_DB_PASSWORD"])
+    # The role exists before Grafana starts: the one-off runs the script after migrate.
+    assert grafana["depends_on"]["grafana-db-role"]["condition"] == (
+        "service_completed_successfully"
+    )
+    role = SERVICES["grafana-db-role"]
+    assert role["profiles"] == ["grafana"] and role["restart"] == "no"
+    assert role["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    script = _mounted_sources("grafana-db-role")["/sql/grafana-readonly.sql"]
+    assert _command("grafana-db-role")[-1] == "/sql/grafana-readonly.sql"
+    assert "CREATE ROLE tierroute_readonly" in script.read_text()
