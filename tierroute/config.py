@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # must outlast every lease and every retry countdown (checked below), or a
     # redelivered message would meet a live lease and be dropped.
     visibility_timeout_s: float = 3600.0
+    # An unfinished job untouched this long has lost its message; the classify
+    # workers send it again (tierroute/recovery.py), on every broker. Unset:
+    # 1.25 × visibility_timeout_s, when Redis has redelivered whatever it still holds.
+    stale_after_s: float | None = Field(default=None, gt=0)
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     default_max_tokens: int = 1024
@@ -206,7 +210,18 @@ class Settings(BaseSettings):
                 f"retry_backoff_max_s ({self.retry_backoff_max_s:g}) must be below "
                 f"visibility_timeout_s ({self.visibility_timeout_s:g})"
             )
+        if self.stale_after_s is not None and self.stale_after_s <= self.retry_backoff_max_s:
+            # Else a job waiting out a retry countdown would be sent again before it.
+            raise ValueError(
+                f"stale_after_s ({self.stale_after_s:g}) must exceed "
+                f"retry_backoff_max_s ({self.retry_backoff_max_s:g})"
+            )
         return self
+
+    @property
+    def stale_s(self) -> float:
+        """After how long an unfinished, untouched job counts as having lost its message."""
+        return self.stale_after_s or self.visibility_timeout_s * 1.25
 
     @model_validator(mode="after")
     def _known_classifier_and_tier(self) -> Settings:

@@ -10,6 +10,11 @@ The broker says it lost its data by losing a marker key that the watch sets. The
 watch sets the marker first and re-sends second: whatever the broker loses after
 the marker was set, it loses the marker with it, and the watch sends again.
 Duplicates cost nothing, since every step claims its job before doing anything.
+
+A broker can also lose messages and keep its marker (an AOF Redis that lost its
+last writes, a RabbitMQ that dropped them). So on every broker two watches also
+look for jobs left untouched past the stale time (Settings.stale_s): unrouted
+ones (StrandedJobWatch) and routed ones (StaleRouteWatch), and send them again.
 """
 
 from __future__ import annotations
@@ -174,3 +179,76 @@ class StaleRouteWatch:
         self._sent = {j: t for j, t in self._sent.items() if now - t < 2 * self.after_s}
         self._sent.update((job_id, now) for job_id, _ in due)
         return len(due)
+
+
+# Jobs whose classify message is lost while the broker kept its marker (a Redis with
+# AOF that lost its last writes, a RabbitMQ that dropped a message): the marker says
+# nothing was lost, and before this watch nothing else looked at unrouted jobs.
+# Queued jobs sent that long ago go back to the feeder, which sends them again
+# (metered by the queue's depth, and stamping `enqueued_at` anew, so each is sent
+# again at most once per `after_s`). The classify claim takes a job that is queued,
+# or classifying unrouted with its lease run out, so a duplicate does no harm.
+UNSEND_STALE_QUEUED = """
+    UPDATE jobs SET enqueued_at = NULL
+     WHERE status = 'queued' AND enqueued_at < now() - make_interval(secs => %(after_s)s)
+"""
+# Unrouted classifying jobs untouched that long, their lease (if any) run out: a
+# classifier that died mid-call, or a rate-limited classify whose retry was lost.
+STALE_UNROUTED = """
+    SELECT id FROM jobs
+     WHERE status = 'classifying' AND tier IS NULL
+       AND (lease_expires_at IS NULL OR lease_expires_at < now())
+       AND updated_at < now() - make_interval(secs => %(after_s)s)
+     ORDER BY updated_at
+     LIMIT 1000
+"""
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """What a stranded-job check sent again."""
+
+    queued: int  # handed back to the feeder
+    classify: int
+
+
+@dataclass
+class StrandedJobWatch:
+    """Now and then, sends unrouted jobs whose classify message is gone for `after_s` again."""
+
+    send_classify: SendClassify
+    after_s: float
+    interval_s: float = 5.0
+    _next_check: float = field(default=0.0, repr=False)
+    # job -> when we last sent it again; each is sent again at most once per after_s.
+    _sent: dict[uuid.UUID, float] = field(default_factory=dict, repr=False)
+
+    def check(self) -> Stranded | None:
+        """What was sent again (None: not time yet); errors propagate, the next check retries."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return None
+        self._next_check = now + self.interval_s
+        with raw_transaction() as cur:
+            cur.execute(UNSEND_STALE_QUEUED, {"after_s": self.after_s})
+            queued = cur.rowcount
+            cur.execute(STALE_UNROUTED, {"after_s": self.after_s})
+            rows = cur.fetchall()
+        due = [
+            job_id
+            for (job_id,) in rows
+            if now - self._sent.get(job_id, -self.after_s) >= self.after_s
+        ]
+        for start in range(0, len(due), SEND_CHUNK):
+            self.send_classify(due[start : start + SEND_CHUNK])
+        if queued or due:
+            log.warning(
+                "sent again jobs stranded for %.0fs without their classify message: "
+                "%d queued (back to the feeder), %d classifying",
+                self.after_s,
+                queued,
+                len(due),
+            )
+        self._sent = {j: t for j, t in self._sent.items() if now - t < 2 * self.after_s}
+        self._sent.update((job_id, now) for job_id in due)
+        return Stranded(queued=queued, classify=len(due))

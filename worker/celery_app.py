@@ -148,7 +148,7 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
             redis_broker_url=settings.broker_url if settings.broker_is_redis else None,
             # A classifier that calls a model runs one job per message, concurrently.
             ids_per_message=settings.classify_batch_size if runtime.classifier.in_process else 1,
-            visibility_timeout_s=settings.visibility_timeout_s,
+            stale_after_s=settings.stale_s,
         )
         log.info("feeder running in this classify worker")
 

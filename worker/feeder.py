@@ -18,7 +18,7 @@ from celery import Celery
 from kombu import Connection
 
 from tierroute.feeder import Feeder, start_feeder_thread
-from tierroute.recovery import LostMessageWatch, StaleRouteWatch
+from tierroute.recovery import LostMessageWatch, StaleRouteWatch, StrandedJobWatch
 
 CLASSIFY_TASK = "tierroute.classify"
 CLASSIFY_MANY_TASK = "tierroute.classify_many"
@@ -116,12 +116,14 @@ def start(
     chunk: int,
     redis_broker_url: str | None = None,
     ids_per_message: int = 1,
-    visibility_timeout_s: float = 3600.0,
+    stale_after_s: float = 4500.0,
 ) -> threading.Event:
     """Start the feeder thread for this worker; set the event to stop it.
 
-    With a Redis broker the thread also re-sends every unfinished job's message when
-    Redis has lost its data. RabbitMQ keeps durable queues across a restart.
+    On every broker the thread also sends again the message of each job left
+    unfinished and untouched for `stale_after_s` (its message lost: a broker that
+    dropped it, a worker that died with it). With a Redis broker it also re-sends
+    every unfinished job's message at once when Redis has lost its data.
     """
     outlet = CeleryOutlet(app, ids_per_message)
     checks: list[Callable[[], object]] = []
@@ -131,18 +133,15 @@ def start(
                 RedisMarker(redis_broker_url), outlet.send_many, outlet.send_complete
             ).check
         )
-        stale = StaleRouteWatch(
-            outlet.send_complete,
-            after_s=visibility_timeout_s * 1.25,
-            interval_s=max(1.0, min(10.0, visibility_timeout_s / 20)),
-        )
-        checks.append(stale.check)
+    interval_s = max(1.0, min(10.0, stale_after_s / 20))
+    checks.append(StrandedJobWatch(outlet.send_many, stale_after_s, interval_s).check)
+    checks.append(StaleRouteWatch(outlet.send_complete, stale_after_s, interval_s).check)
     feeder = Feeder(
         send_many=outlet.send_many,
         queue_depth=outlet.queue_depth,
         max_depth=max_depth,
         chunk=chunk,
-        before_round=(lambda: [check() for check in checks]) if checks else None,
+        before_round=lambda: [check() for check in checks],
     )
     _, stop = start_feeder_thread(feeder)
     return stop
