@@ -122,6 +122,16 @@ SUCCEED_WITH_CALL = f"""
      WHERE id = %(job_id)s AND status = 'running'
 """
 
+# A call made and billed whose answer Postgres refuses (a NUL character in it): the
+# bill is kept and the job fails with the reason, in one statement, so it is neither
+# billed twice nor sent again.
+FAIL_WITH_CALL = f"""
+    WITH billed AS ({INSERT_CALL})
+    UPDATE jobs SET status = 'failed', error = %(error)s,
+                    lease_expires_at = NULL, finished_at = now(), updated_at = now()
+     WHERE id = %(job_id)s AND status = 'running'
+"""
+
 # A classify batch reads its jobs first: most are plainly queued and are routed by
 # ROUTE_QUEUED; the rest take the one-job path (tierroute/pipeline.py).
 READ_FOR_CLASSIFY = """
@@ -311,3 +321,8 @@ def route_queued(cur: Any, decisions: list[tuple[uuid.UUID, RoutingDecision]]) -
 def succeed_with_call(cur: Any, record: CallRecord, job_id: uuid.UUID, result_text: str) -> None:
     """Store a job's answer and its billed call in one statement."""
     cur.execute(SUCCEED_WITH_CALL, {**_call_params(record, job_id), "result_text": result_text})
+
+
+def fail_with_call(cur: Any, record: CallRecord, job_id: uuid.UUID, error: str) -> None:
+    """Store a job's billed call and fail the job with `error`, in one statement."""
+    cur.execute(FAIL_WITH_CALL, {**_call_params(record, job_id), "error": error})

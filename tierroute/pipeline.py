@@ -18,7 +18,7 @@ from tierroute.caching import PrimerPass
 from tierroute.classifiers import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_autocommit, raw_transaction
-from tierroute.dbretry import retrying_transaction
+from tierroute.dbretry import DATABASE_ERRORS, retrying_transaction
 from tierroute.errors import ProviderError, RateLimited, RetryableProviderError
 from tierroute.limited import Admission, admit, settle_call
 from tierroute.models import CallPurpose, JobStatus
@@ -241,8 +241,43 @@ def finish_call(
 
     # The call is made and billed: its result outlives a Postgres restart. One
     # statement stores both, so it commits on its own, durably.
-    retrying_transaction(keep, autocommit=True)
+    try:
+        retrying_transaction(keep, autocommit=True)
+    except DATABASE_ERRORS:
+        raise  # Postgres stayed away: the job's lease runs out and it is tried again
+    except Exception as exc:
+        _fail_unstorable(job_id, result, exc)
     return None
+
+
+def _fail_unstorable(job_id: uuid.UUID, result: CallResult, exc: Exception) -> None:
+    """A call answered and billed whose answer Postgres refuses (e.g. a NUL character).
+
+    Trying again would pay for the same refusal each time, so the job fails with the
+    reason, and its bill is kept.
+    """
+    error = f"the answer could not be stored: {type(exc).__name__}: {exc}"
+    log.error("complete: job %s: %s", job_id, error)
+
+    def fail(cur: Any, retried: bool) -> None:
+        if retried and jobstore.call_recorded(cur, job_id, result.record.request_id):
+            return  # the try whose connection broke had committed
+        jobstore.fail_with_call(cur, result.record, job_id, error)
+
+    try:
+        retrying_transaction(fail, autocommit=True)
+    except DATABASE_ERRORS:
+        raise
+    except Exception:
+        # The bill itself is refused: fail the job anyway, so it is not paid for again.
+        log.exception(
+            "complete: job %s: its call (request %s, %s USD) could not be stored",
+            job_id,
+            result.record.request_id,
+            result.record.cost_usd,
+        )
+        with raw_transaction() as cur:
+            jobstore.finish(cur, job_id, JobStatus.FAILED, error=error)
 
 
 def abandon_call(claimed: ClaimedCall) -> None:

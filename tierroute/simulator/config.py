@@ -42,6 +42,7 @@ RUNTIME_FIELDS = frozenset(
         "fault_models",
         "fault_sequence",
         "classifier_fault",
+        "answer_fault",
         "batch_processing_s",
         "batch_result_sequence",
     }
@@ -80,6 +81,9 @@ class SimulatorConfig(BaseSettings):
     fault_sequence: list[int] = Field(default_factory=list)
     # Misbehaviour of structured-output (classifier) requests.
     classifier_fault: Literal["malformed", "refusal"] | None = None
+    # Misbehaviour of plain answers: "nul_byte" puts a NUL character in the text, valid
+    # JSON that Postgres refuses to store in a text column.
+    answer_fault: Literal["nul_byte"] | None = None
     # Message Batches (simulator/batches.py): seconds from creation until a batch has
     # ended, and the outcome of the next batch requests, in order, before all succeed
     # again (e.g. TIERROUTE_SIM_BATCH_RESULT_SEQUENCE='["errored", "expired"]').

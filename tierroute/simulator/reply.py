@@ -166,6 +166,8 @@ def build_reply(
         full = answer_text(request.model, last_user_text(request.messages), natural, rng)
         text = truncate_to_tokens(full, remaining)
         stop_reason = "end_turn" if text == full else "max_tokens"
+        if config.answer_fault == "nul_byte" and config.faults_apply_to(request.model):
+            text = f"{text[: len(text) // 2]}\x00{text[len(text) // 2 :]}"
     # The spec requires `citations` on response text blocks (null when there are none).
     content.append({"type": "text", "text": text, "citations": None})
     output_tokens = thinking_tokens + (count_text_tokens(text) if text else 0)
