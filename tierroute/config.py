@@ -73,6 +73,15 @@ class Settings(BaseSettings):
     # Tasks hold a connection only around short transactions, never during a model
     # call, so a worker with hundreds of threads needs tens of connections, not hundreds.
     db_pool_size: int = 10
+    # Server-side prepared statements: psycopg prepares a statement run 5 times on a
+    # connection, which saves parsing on the hot path. Turn off behind PgBouncer in
+    # transaction mode, where a connection's statements land on changing server
+    # connections (docs/connections.md).
+    db_prepared_statements: bool = True
+    # The Postgres connections `tierroute up` lets its processes open in all; their
+    # pools are split from it (tierroute/stack.py). 40 lets two stacks share a default
+    # Postgres (max_connections 100) with room for psql and migrations.
+    stack_db_connections: int = Field(default=40, ge=8)
     # Classify workers run the feeder: it keeps up to feeder_max_depth messages in
     # the classify queue, sending feeder_chunk at a time.
     feeder: bool = True

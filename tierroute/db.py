@@ -21,23 +21,39 @@ _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
 
 
-def make_engine(url: str, pool_size: int = 10, *, pre_ping: bool = True) -> Engine:
+def max_connections(pool_size: int) -> int:
+    """The most Postgres connections a process with this TIERROUTE_DB_POOL_SIZE opens.
+
+    Twice pool_size, as before, but all kept once opened: an overflow connection is
+    closed when returned, and under steady load above the pool that meant a new
+    Postgres backend (a fork and a login) every few jobs. Connections still open
+    only on demand.
+    """
+    return 2 * pool_size
+
+
+def make_engine(
+    url: str, pool_size: int = 10, *, pre_ping: bool = True, prepared_statements: bool = True
+) -> Engine:
     """A pooled engine; with pre-ping, a restarted Postgres costs no failed request.
 
     Pre-ping is a round trip per checkout. The workers' hot path does without it
     (`raw_transaction` drops the pool's connections on the first broken one, and the
     task retries), since it checks out a connection several times per job.
+
+    Without prepared statements, psycopg never prepares one on the server
+    (prepare_threshold None), which PgBouncer in transaction mode needs: there the
+    next transaction may run on another server connection, one that lacks the
+    statement or has another of the same name.
     """
+    connect_args: dict[str, Any] = {} if prepared_statements else {"prepare_threshold": None}
     return create_engine(
         url,
-        # Up to twice pool_size connections, as before, but all kept once opened: an
-        # overflow connection is closed when returned, and under steady load above
-        # the pool that meant a new Postgres backend (a fork and a login) every few
-        # jobs. Connections still open only on demand.
-        pool_size=2 * pool_size,
+        pool_size=max_connections(pool_size),
         max_overflow=0,
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
+        connect_args=connect_args,
     )
 
 
@@ -51,7 +67,12 @@ def init_engine(settings: Settings, *, pre_ping: bool = True) -> Engine:
         )
     if _engine is not None:
         _engine.dispose()
-    _engine = make_engine(settings.database_url, settings.db_pool_size, pre_ping=pre_ping)
+    _engine = make_engine(
+        settings.database_url,
+        settings.db_pool_size,
+        pre_ping=pre_ping,
+        prepared_statements=settings.db_prepared_statements,
+    )
     _session_factory = sessionmaker(_engine, expire_on_commit=False)
     return _engine
 
@@ -92,7 +113,8 @@ def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
     """A psycopg cursor in one transaction on a pooled connection, for the hot path.
 
     The per-job statements of the pipeline run through here: plain SQL that psycopg
-    prepares once per connection, without the ORM's per-statement work.
+    prepares once per connection (unless TIERROUTE_DB_PREPARED_STATEMENTS is off),
+    without the ORM's per-statement work.
 
     `flush_wal=False` commits without waiting for the WAL to reach disk. Use it only
     for a step whose loss in a Postgres crash is harmless and that a later durable

@@ -18,6 +18,8 @@ from pathlib import Path
 from celery import Celery
 
 from tierroute.config import Settings
+from tierroute.db import max_connections
+from tierroute.errors import ConfigurationError
 from tierroute.keys import issue_key
 from tierroute.migrate import upgrade
 from tierroute.procs import Child, free_port, start_child, wait_http
@@ -25,9 +27,40 @@ from tierroute.procs import Child, free_port, start_child, wait_http
 log = logging.getLogger(__name__)
 
 
-# SQLAlchemy pool per process (each may open twice this). Together they stay under
-# Postgres's default max_connections of 100, with room for psql and migrations.
-POOL_SIZES = {"api": 8, "classify": 10, "tiers": 12}
+# Shares of TIERROUTE_STACK_DB_CONNECTIONS: the API and the classify worker (feeder,
+# beat and watches included) get these, the tier workers split the rest. Flower,
+# the simulator and `tierroute up` itself hold no Postgres connection.
+API_SHARE = 0.2
+CLASSIFY_SHARE = 0.25
+
+
+def stack_pool_sizes(budget: int, tier_workers: int) -> dict[str, int]:
+    """TIERROUTE_DB_POOL_SIZE by process (api, classify, tiers) within `budget` connections.
+
+    One stack used to open up to 84 (41-59 once idle), and two of them exhausted a
+    default Postgres (max_connections 100): workers failed with "too many clients".
+    """
+
+    def pool(connections: float) -> int:
+        return max(1, int(connections) // max_connections(1))
+
+    sizes = {
+        "api": pool(budget * API_SHARE),
+        "classify": pool(budget * CLASSIFY_SHARE),
+        "tiers": pool(budget * (1 - API_SHARE - CLASSIFY_SHARE) / tier_workers),
+    }
+    if stack_connections(sizes, tier_workers) > budget:
+        raise ConfigurationError(
+            f"TIERROUTE_STACK_DB_CONNECTIONS={budget} is too few for an API, a classify "
+            f"worker and {tier_workers} tier workers (at least {max_connections(1)} each)"
+        )
+    return sizes
+
+
+def stack_connections(pool_sizes: dict[str, int], tier_workers: int) -> int:
+    """The most Postgres connections a stack with these pools opens at once."""
+    tiers = max_connections(pool_sizes["tiers"]) * tier_workers
+    return max_connections(pool_sizes["api"]) + max_connections(pool_sizes["classify"]) + tiers
 
 
 @dataclass
@@ -74,6 +107,8 @@ class RunningStack:
     log_dir: Path
     # What every child was started with (URLs and StackOptions.env).
     env: dict[str, str] = field(default_factory=dict)
+    # TIERROUTE_DB_POOL_SIZE of the api, the classify worker and each tier worker.
+    pool_sizes: dict[str, int] = field(default_factory=dict)
 
 
 def _worker_argv(queues: str, node: str, concurrency: int, pool: str) -> list[str]:
@@ -103,19 +138,20 @@ def _wait_for_workers(
 
 
 def _start_tier_worker(
-    env: dict[str, str], options: StackOptions, node: str, log_dir: Path
+    env: dict[str, str], options: StackOptions, node: str, log_dir: Path, pool_size: int
 ) -> Child:
     return start_child(
         f"worker-{node}",
         _worker_argv("haiku,sonnet,opus", node, options.tier_concurrency, options.pool),
-        {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["tiers"])},
+        {**env, "TIERROUTE_DB_POOL_SIZE": str(pool_size)},
         log_dir,
     )
 
 
 def add_tier_worker(running: RunningStack, options: StackOptions, node: str) -> Child:
     """Start one more tier worker on a running stack (e.g. replacing a killed one)."""
-    child = _start_tier_worker(running.env, options, node, running.log_dir)
+    pool_size = running.pool_sizes["tiers"]
+    child = _start_tier_worker(running.env, options, node, running.log_dir, pool_size)
     running.children.append(child)
     return child
 
@@ -129,6 +165,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
     children: list[Child] = []
     need_pg = settings.database_url is None
     need_redis = settings.broker_url is None
+    pools = stack_pool_sizes(settings.stack_db_connections, options.tier_workers)
     with embedded_services(options.data_dir, need_postgres=need_pg, need_redis=need_redis) as emb:
         database_url = settings.database_url or emb.database_url
         broker_url = settings.broker_url or emb.broker_url
@@ -160,7 +197,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",
                  "--port", str(options.api_port), "--log-level", "warning",
                  "--workers", str(options.api_workers)],
-                {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["api"])},
+                {**env, "TIERROUTE_DB_POOL_SIZE": str(pools["api"])},
                 log_dir,
             )  # fmt: skip
             children.append(api)
@@ -170,11 +207,13 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                     _worker_argv(
                         "classify", "classify", options.classify_concurrency, options.pool
                     ),
-                    {**env, "TIERROUTE_DB_POOL_SIZE": str(POOL_SIZES["classify"])},
+                    {**env, "TIERROUTE_DB_POOL_SIZE": str(pools["classify"])},
                     log_dir,
                 ),
                 *(
-                    _start_tier_worker(env, options, "tiers" if n == 1 else f"tiers{n}", log_dir)
+                    _start_tier_worker(
+                        env, options, "tiers" if n == 1 else f"tiers{n}", log_dir, pools["tiers"]
+                    )
                     for n in range(1, options.tier_workers + 1)
                 ),
             ]
@@ -206,6 +245,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 children=children,
                 log_dir=log_dir,
                 env=env,
+                pool_sizes=pools,
             )
         finally:
             # Workers first, so nothing is mid-task when the API and services go.
