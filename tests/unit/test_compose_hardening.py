@@ -26,3 +26,30 @@ def test_prometheus_sends_the_token_the_api_requires() -> None:
         "type": "Bearer",
         "credentials_file": "/run/secrets/metrics_token",  # where compose mounts a secret
     }
+
+
+def test_pgbouncer_runs_in_transaction_mode_before_the_compose_postgres() -> None:
+    bouncer = SERVICES["pgbouncer"]
+    assert bouncer["profiles"] == ["pgbouncer"]  # opt-in, with the overlay below
+    assert bouncer["image"].startswith("edoburu/pgbouncer:v1.")
+    env = bouncer["environment"]
+    assert env["POOL_MODE"] == "transaction"
+    target = (env["DB_HOST"], env["DB_NAME"], env["DB_USER"])
+    assert target == ("postgres", "tierroute", "tierroute")
+    assert env["DB_PASSWORD"] == SERVICES["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    # Fewer server connections than a default Postgres has, with room for the rest.
+    assert int(env["MAX_DB_CONNECTIONS"]) <= 45
+    assert bouncer["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_the_overlay_sends_api_and_workers_through_pgbouncer_without_prepares() -> None:
+    overlay = yaml.safe_load((ROOT / "docker-compose.pgbouncer.yml").read_text())["services"]
+    assert set(overlay) == {"api", "worker-classify", "worker-tiers"}
+    direct = SERVICES["migrate"]["environment"]["TIERROUTE_DATABASE_URL"]
+    for name, service in overlay.items():
+        env = service["environment"]
+        # The same credentials and database as the direct URL, on pgbouncer's port.
+        bounced = direct.replace("@postgres:5432/", "@pgbouncer:5432/")
+        assert env["TIERROUTE_DATABASE_URL"] == bounced, name
+        assert env["TIERROUTE_DB_PREPARED_STATEMENTS"] == "false", name
+        assert service["depends_on"]["pgbouncer"]["condition"] == "service_started"
