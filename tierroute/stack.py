@@ -222,12 +222,13 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
             flower_auth = None
             if options.flower_port is not None:
                 flower_auth = options.flower_auth or f"admin:{secrets.token_urlsafe(12)}"
+                # Flower reads FLOWER_* options from its environment; on argv, every
+                # local user's `ps` would show the password.
                 flower = start_child(
                     "flower",
                     [sys.executable, "-m", "celery", "-A", "worker", "flower",
-                     f"--port={options.flower_port}", "--address=127.0.0.1",
-                     f"--basic-auth={flower_auth}"],
-                    env,
+                     f"--port={options.flower_port}", "--address=127.0.0.1"],
+                    {**env, "FLOWER_BASIC_AUTH": flower_auth},
                     log_dir,
                 )  # fmt: skip
                 children.append(flower)
