@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,6 +30,8 @@ from tierroute.tiers import ThinkingMode, Tier, TierTable
 SIMULATOR_API_KEY = "sk-ant-simulated"
 # Statuses worth another try: timeouts, conflicts, rate limits, server errors, overload.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+# A client built without a timeout (none of ours) still gets a deadline: the SDK's default.
+DEFAULT_DEADLINE_S = 600.0
 
 
 def _client_options(
@@ -193,12 +199,30 @@ def call_model(
     simulated: bool,
     timeout_s: float | None = None,
 ) -> CallResult:
-    """Make one call and price it; SDK errors become retryable or permanent errors."""
+    """Make one call and price it; SDK errors become retryable or permanent errors.
+
+    The call ends within its timeout (`timeout_s`, else the client's), all of it: see
+    call_deadline_s.
+    """
     tier = _tier_of(params, tiers)
     started = time.perf_counter()
+    deadline_s = call_deadline_s(client, timeout_s)
+    timeout = anthropic.NOT_GIVEN if timeout_s is None else timeout_s
+    outcome: Future[Message] = Future()
+
+    def call() -> None:
+        try:
+            outcome.set_result(client.messages.create(**params, timeout=timeout))
+        except BaseException as exc:
+            outcome.set_exception(exc)
+
+    # A thread of its own: the caller stops waiting at the deadline; the thread ends
+    # with the SDK's own per-phase timeout, and its late answer is dropped.
+    threading.Thread(target=call, name="tierroute-call", daemon=True).start()
     try:
-        timeout = anthropic.NOT_GIVEN if timeout_s is None else timeout_s
-        message = client.messages.create(**params, timeout=timeout)
+        message = outcome.result(timeout=deadline_s)
+    except FutureTimeout:
+        raise _past_deadline(tier, deadline_s) from None
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         raise sdk_error(exc, tier) from exc
     return priced(message, tier, tiers, purpose, simulated, started)
@@ -212,14 +236,45 @@ async def call_model_async(
     tiers: TierTable,
     simulated: bool,
 ) -> CallResult:
-    """`call_model` on an event loop, with the async SDK client."""
+    """`call_model` on an event loop, with the async SDK client, within the same deadline."""
     tier = _tier_of(params, tiers)
     started = time.perf_counter()
+    deadline_s = call_deadline_s(client, None)
     try:
-        message = await client.messages.create(**params)
+        message = await asyncio.wait_for(client.messages.create(**params), deadline_s)
+    except TimeoutError:
+        raise _past_deadline(tier, deadline_s) from None
     except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
         raise sdk_error(exc, tier) from exc
     return priced(message, tier, tiers, purpose, simulated, started)
+
+
+def call_deadline_s(
+    client: anthropic.Anthropic | anthropic.AsyncAnthropic, timeout_s: float | None
+) -> float:
+    """How long a whole call may take: its timeout (`timeout_s`, else the client's).
+
+    The SDK's timeout bounds each phase (connect, each read, each write), not the
+    call: an answer that trickles in, each piece within the read timeout, can run
+    on for ever. A job's lease is the call's timeout plus LEASE_MARGIN_S, so a call
+    that outlived its timeout could outlive the lease, and another worker would make
+    the same call again. This deadline ends the call within the timeout, whatever
+    the phases do, leaving the margin to store the answer.
+    """
+    if timeout_s is not None:
+        return timeout_s
+    configured = client.timeout
+    if isinstance(configured, httpx.Timeout):
+        # The longest phase: never cut a call the phases themselves would allow.
+        phases = (configured.connect, configured.read, configured.write, configured.pool)
+        return max((p for p in phases if p is not None), default=DEFAULT_DEADLINE_S)
+    return float(configured) if configured is not None else DEFAULT_DEADLINE_S
+
+
+def _past_deadline(tier: Tier, deadline_s: float) -> RetryableProviderError:
+    return RetryableProviderError(
+        f"{tier.model}: request timed out (no answer within {deadline_s:g}s)"
+    )
 
 
 def _tier_of(params: dict[str, Any], tiers: TierTable) -> Tier:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tierroute.simulator.batches import install as install_batches
@@ -103,10 +104,31 @@ async def create_message(request: Request) -> Response:
             status = CLIENT_CLOSED
             return Response(status_code=CLIENT_CLOSED)
         status = 200
+        if config.trickle_s > 0 and config.faults_apply_to(parsed.model):
+            return trickled(JSONResponse(message, headers=headers), config.trickle_s)
         return JSONResponse(message, headers=headers)
     finally:
         if not handed_off:
             state.finished(model, status, usage if status == 200 else None, client)
+
+
+TRICKLE_GAP_S = 0.25
+
+
+def trickled(response: Response, over_s: float) -> StreamingResponse:
+    """`response` with its body sent in pieces TRICKLE_GAP_S apart, over `over_s`."""
+    body = bytes(response.body)
+    pieces = max(2, int(over_s / TRICKLE_GAP_S) + 1)
+    size = -(-len(body) // pieces)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), size):
+            if start:
+                await asyncio.sleep(TRICKLE_GAP_S)
+            yield body[start : start + size]
+
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return StreamingResponse(chunks(), status_code=response.status_code, headers=headers)
 
 
 def _stream_done(

@@ -43,6 +43,7 @@ RUNTIME_FIELDS = frozenset(
         "fault_sequence",
         "classifier_fault",
         "answer_fault",
+        "trickle_s",
         "batch_processing_s",
         "batch_result_sequence",
     }
@@ -84,6 +85,10 @@ class SimulatorConfig(BaseSettings):
     # Misbehaviour of plain answers: "nul_byte" puts a NUL character in the text, valid
     # JSON that Postgres refuses to store in a text column.
     answer_fault: Literal["nul_byte"] | None = None
+    # Seconds over which a plain JSON answer's body is sent, in pieces TRICKLE_GAP_S
+    # apart, once its headers are out: each read well within a client's read timeout,
+    # the whole past it, as a slow proxy might (the SDK's timeout is per read).
+    trickle_s: float = Field(default=0.0, ge=0)
     # Message Batches (simulator/batches.py): seconds from creation until a batch has
     # ended, and the outcome of the next batch requests, in order, before all succeed
     # again (e.g. TIERROUTE_SIM_BATCH_RESULT_SEQUENCE='["errored", "expired"]').
