@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anthropic
@@ -15,6 +16,7 @@ from tierroute.provider import provider_error
 T = TypeVar("T")
 # Creating a batch uploads up to 256 MB; reading results streams as much back.
 TRANSFER_TIMEOUT_S = 600.0
+LIST_PAGE = 100
 
 
 def _mapped(what: str, call: Callable[[], T]) -> T:
@@ -37,6 +39,19 @@ def create(client: anthropic.Anthropic, requests: list[dict[str, Any]]) -> Messa
             timeout=TRANSFER_TIMEOUT_S,
         ),
     )
+
+
+def created_since(client: anthropic.Anthropic, since: datetime) -> Iterator[MessageBatch]:
+    """GET /v1/messages/batches, newest first, down to the first created before `since`."""
+    page = _mapped("list message batches", lambda: client.messages.batches.list(limit=LIST_PAGE))
+    while True:
+        for batch in page.data:
+            if batch.created_at < since:
+                return
+            yield batch
+        if not page.has_next_page():
+            return
+        page = _mapped("list message batches", page.get_next_page)
 
 
 def retrieve(client: anthropic.Anthropic, batch_id: str) -> MessageBatch:

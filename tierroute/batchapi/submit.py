@@ -5,17 +5,19 @@ locked with FOR UPDATE SKIP LOCKED around each create call, so only one of them
 submits a batch's jobs, and the jobs move to `running` in the same transaction that
 records the Message Batch. A crash between Anthropic accepting the batch and that
 commit leaves the jobs to be submitted again (the first batch's results are then
-never read); the window is one commit long.
+never read); the window is one commit long. A create that times out or loses its
+connection may have been accepted all the same: its jobs are marked, and the next
+try looks for that batch before it creates one (tierroute/batchapi/adopt.py).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from tierroute.batchapi import sdk
+from tierroute.batchapi import adopt, sdk
 from tierroute.batchapi.outcomes import settle_unsubmitted
 from tierroute.batchapi.requests import JobRow, batch_request, split
 from tierroute.caching import cache_scope
@@ -106,21 +108,50 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
         requests = [batch_request(tier, row, cache_scope(settings, row.api_key_id)) for row in rows]
         chunk = next(split(requests, settings.batch_api_max_requests, settings.batch_api_max_bytes))
         ids = [uuid.UUID(request["custom_id"]) for request in chunk]
-        try:
-            batch = sdk.create(rt.client, chunk)
-        except RetryableProviderError as exc:
-            log.warning("batch %s: creating the %s Message Batch failed: %s", batch_id, tier, exc)
-            return None  # the next tick tries again
-        except PermanentProviderError as exc:
-            reason = f"Message Batch refused: {exc.detail}"
-            settle_unsubmitted(cur, ids, reason, settings.batch_api_failure_policy)
-            log.warning("batch %s: %s jobs: %s", batch_id, len(ids), reason)
-            return 0
+        earlier = _earlier_create(rt, cur, batch_id, ids)
+        if earlier.wait:
+            return None  # the next tick looks again
+        batch = earlier.batch
+        if batch is None:
+            sent_at = datetime.now(UTC)
+            try:
+                batch = sdk.create(rt.client, chunk)
+            except RetryableProviderError as exc:
+                log.warning(
+                    "batch %s: creating the %s Message Batch failed: %s", batch_id, tier_name, exc
+                )
+                # Accepted or not, we cannot tell: the next try looks for it first.
+                adopt.note_unanswered(cur, ids, sent_at, exc.detail)
+                return None  # the next tick tries again
+            except PermanentProviderError as exc:
+                reason = f"Message Batch refused: {exc.detail}"
+                settle_unsubmitted(cur, ids, reason, settings.batch_api_failure_policy)
+                log.warning("batch %s: %s jobs: %s", batch_id, len(ids), reason)
+                return 0
         cur.execute(INSERT_PROVIDER_BATCH, _provider_row(batch_id, tier_name, batch))
         (provider_batch_id,) = cur.fetchone()
         cur.execute(HAND_OVER, {"provider_batch_id": provider_batch_id, "ids": ids})
     log.info("batch %s: %d %s jobs in Message Batch %s", batch_id, len(ids), tier_name, batch.id)
     return 1
+
+
+def _earlier_create(
+    rt: Runtime, cur: Any, batch_id: uuid.UUID, ids: list[uuid.UUID]
+) -> adopt.Search:
+    """The batch an unanswered create made for these jobs, or whether to wait and see."""
+    sent_at = adopt.unanswered_since(cur, ids)
+    if sent_at is None:
+        return adopt.Search()
+    try:
+        return adopt.find_accepted(rt.client, cur, sent_at, ids)
+    except RetryableProviderError as exc:
+        log.warning("batch %s: looking for an earlier Message Batch failed: %s", batch_id, exc)
+        return adopt.Search(wait=True)
+    except PermanentProviderError as exc:
+        # Not to be asked: creating again risks a second bill, but never creating
+        # would leave the jobs waiting for ever.
+        log.error("batch %s: cannot look for an earlier Message Batch: %s", batch_id, exc)
+        return adopt.Search()
 
 
 def _provider_row(batch_id: uuid.UUID, tier: str, batch: Any) -> dict[str, Any]:

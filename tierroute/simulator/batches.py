@@ -1,4 +1,4 @@
-"""Simulated Message Batches: create, retrieve, cancel and a JSONL results file.
+"""Simulated Message Batches: create, list, retrieve, cancel and a JSONL results file.
 
 Each request is answered at creation exactly as /v1/messages would answer it (same
 text, usage and prompt cache), with `service_tier: "batch"`; a request that fails
@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tierroute.simulator.cache import PromptCache, apply_to_usage
-from tierroute.simulator.faults import error_response
+from tierroute.simulator.faults import error_response, wait_unless_disconnected
 from tierroute.simulator.reply import build_reply, message_body
 from tierroute.simulator.state import SimulatorState
 from tierroute.simulator.tokens import count_input_tokens
@@ -144,6 +144,11 @@ class BatchStore:
         with self._lock:
             return self.batches.get(batch_id)
 
+    def newest_first(self) -> list[SimBatch]:
+        """Every batch, most recently created first (the list endpoint's order)."""
+        with self._lock:
+            return list(reversed(self.batches.values()))  # dicts keep insertion order
+
     def cancel(self, batch: SimBatch) -> None:
         """Requests not yet answered are canceled; the batch ends right after."""
         with self._lock:
@@ -211,8 +216,45 @@ async def create_batch(request: Request) -> Response:
         return error_response(400, exc.message, request_id)
     store, state = _store(request), request.app.state.sim
     batch = await run_in_threadpool(store.create, state, requests)
+    if state.config.batch_create_fault == "hang_after_accept":
+        # Accepted (and billed), but the answer comes after the client gave up.
+        await wait_unless_disconnected(request, state.config.timeout_sleep_s)
     body = batch.body(_base_url(request), store.clock())
     return JSONResponse(body, headers={"request-id": request_id})
+
+
+async def list_batches(request: Request) -> Response:
+    """GET /v1/messages/batches: newest first, paged by before_id / after_id and limit."""
+    store = _store(request)
+    query = request.query_params
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        return error_response(400, "limit: must be an integer from 1 to 1000", _request_id())
+    batches = store.newest_first()
+    ids = [batch.id for batch in batches]
+    for cursor in ("after_id", "before_id"):
+        if cursor in query and query[cursor] not in ids:
+            return error_response(400, f"{cursor}: no message batch {query[cursor]}", _request_id())
+    if "after_id" in query:  # the page after the cursor: older batches
+        start = ids.index(query["after_id"]) + 1
+        page, has_more = batches[start : start + limit], start + limit < len(batches)
+    elif "before_id" in query:  # the page before the cursor: newer batches
+        end = ids.index(query["before_id"])
+        page, has_more = batches[max(0, end - limit) : end], end - limit > 0
+    else:
+        page, has_more = batches[:limit], limit < len(batches)
+    now, base_url = store.clock(), _base_url(request)
+    return JSONResponse(
+        {
+            "data": [batch.body(base_url, now) for batch in page],
+            "has_more": has_more,
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+        }
+    )
 
 
 def _found(request: Request) -> SimBatch | Response:
@@ -271,6 +313,7 @@ async def cache_clear(request: Request) -> Response:
 
 ROUTES = [
     Route("/v1/messages/batches", create_batch, methods=["POST"]),
+    Route("/v1/messages/batches", list_batches, methods=["GET"]),
     Route("/v1/messages/batches/{batch_id}", retrieve_batch, methods=["GET"]),
     Route("/v1/messages/batches/{batch_id}/cancel", cancel_batch, methods=["POST"]),
     Route("/v1/messages/batches/{batch_id}/results", batch_results, methods=["GET"]),

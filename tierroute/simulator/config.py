@@ -46,6 +46,7 @@ RUNTIME_FIELDS = frozenset(
         "trickle_s",
         "batch_processing_s",
         "batch_result_sequence",
+        "batch_create_fault",
     }
 )
 
@@ -96,6 +97,9 @@ class SimulatorConfig(BaseSettings):
     batch_result_sequence: list[Literal["succeeded", "errored", "expired", "canceled"]] = Field(
         default_factory=list
     )
+    # "hang_after_accept": a create is accepted (its batch runs and bills), and its
+    # answer waits timeout_sleep_s, so a client with a shorter timeout never sees it.
+    batch_create_fault: Literal["hang_after_accept"] | None = None
 
     # The tier table that says which model accepts which shapes. Defaults to the
     # app's own override (TIERROUTE_TIERS_FILE) so both sides agree, else the bundled one.
