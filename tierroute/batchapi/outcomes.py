@@ -7,11 +7,15 @@ time, and a call is billed (a `model_calls` row) only by the update that finishe
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any, Literal
 
 from tierroute import jobstore
+from tierroute.dbretry import DATABASE_ERRORS
 from tierroute.provider import CallRecord
+
+log = logging.getLogger(__name__)
 
 Policy = Literal["live", "fail"]
 
@@ -36,6 +40,12 @@ END = """
      WHERE id = %(id)s AND status = %(from_status)s AND batch_api
        AND (%(provider_batch_id)s::bigint IS NULL OR provider_batch_id = %(provider_batch_id)s)
 """
+# A succeeded request whose answer Postgres refuses: billed, so failed, not re-run.
+FAILED_UNSTORABLE = """
+    UPDATE jobs SET status = 'failed', error = %(error)s, finished_at = now(), updated_at = now()
+     WHERE id = %(id)s AND status = 'running' AND provider_batch_id = %(provider_batch_id)s
+    RETURNING id
+"""
 STILL_RUNNING = """
     SELECT id FROM jobs WHERE provider_batch_id = %(provider_batch_id)s AND status = 'running'
 """
@@ -44,11 +54,32 @@ STILL_RUNNING = """
 def succeed(
     cur: Any, job_id: uuid.UUID, provider_batch_id: int, text: str, record: CallRecord
 ) -> bool:
-    """Store a job's answer and its billed call; False if the job had moved on."""
-    cur.execute(SUCCEEDED, {"id": job_id, "provider_batch_id": provider_batch_id, "text": text})
-    if cur.fetchone() is None:
+    """Store a job's answer and its billed call; False if the job had moved on or failed.
+
+    An answer Postgres refuses (a NUL character in it) fails its job alone, with its
+    bill kept: under a savepoint, so the batch's other results still apply. Else the
+    whole batch would roll back on every poll, for ever.
+    """
+    try:
+        with cur.connection.transaction():  # a savepoint in the poll's transaction
+            cur.execute(
+                SUCCEEDED, {"id": job_id, "provider_batch_id": provider_batch_id, "text": text}
+            )
+            if cur.fetchone() is None:
+                return False
+            jobstore.insert_call(cur, record, job_id)
+    except DATABASE_ERRORS:
+        raise
+    except Exception as exc:
+        error = f"batch_api: the answer could not be stored: {type(exc).__name__}: {exc}"
+        log.error("Message Batch result for job %s: %s", job_id, error)
+        cur.execute(
+            FAILED_UNSTORABLE,
+            {"id": job_id, "provider_batch_id": provider_batch_id, "error": error},
+        )
+        if cur.fetchone() is not None:
+            jobstore.insert_call(cur, record, job_id)
         return False
-    jobstore.insert_call(cur, record, job_id)
     return True
 
 
