@@ -13,11 +13,19 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from tierroute.domain.json_array import ArrayError, array_items
 from tierroute.errors import InvalidInput
 from tierroute.models import Batch, BatchMode, JobStatus
 from tierroute.specs import JobSpec, parse_spec
 
 MAX_BATCH = 100_000
+# Blank lines are skipped, but each costs a turn of the loop inside the open COPY:
+# a megabyte of gzip holds a billion of them. As many as prompts is plenty.
+MAX_BLANK_LINES = MAX_BATCH
+# One NDJSON line, like one POST /v1/jobs body: a prompt and a system of 800,000
+# characters each at up to 4 bytes in UTF-8, plus metadata. Lines are read at most
+# this long, so one endless line cannot fill memory.
+MAX_ITEM_BYTES = 8 << 20
 COPY_SQL = (
     "COPY jobs (id, batch_id, api_key_id, status, batch_api, prompt, system, max_tokens,"
     " force_tier, thinking_override, metadata, attempts, created_at, updated_at) FROM STDIN"
@@ -36,31 +44,54 @@ def _json_field(value: Any) -> str:
     return NULL if value is None else _field(json.dumps(value, separators=(",", ":")))
 
 
+def _bounded_lines(source: Iterable[bytes]) -> Iterator[bytes]:
+    readline = getattr(source, "readline", None)
+    if readline is None:  # a list of lines, already in memory
+        yield from source
+        return
+    while line := readline(MAX_ITEM_BYTES + 1):
+        yield line
+
+
+def _spec_from_json(raw: bytes, where: str) -> JobSpec:
+    try:
+        # pydantic parses the JSON itself: one pass, in Rust.
+        return JobSpec.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            # The parser counts lines within the item: "column 38" is all it can say.
+            why = str(first.get("ctx", {}).get("error", "")).replace("line 1 column", "column")
+            raise InvalidInput(where, f"not valid JSON: {why}".rstrip(": ")) from None
+        return parse_spec(json.loads(raw), where)  # raises with the field
+
+
 def ndjson_specs(lines: Iterable[bytes]) -> Iterator[JobSpec]:
     """Specs from NDJSON lines; a bad line raises InvalidInput with its number."""
-    for number, line in enumerate(lines, start=1):
+    blank = 0
+    for number, line in enumerate(_bounded_lines(lines), start=1):
+        if len(line) > MAX_ITEM_BYTES:
+            raise InvalidInput(f"line {number}", f"longer than {MAX_ITEM_BYTES >> 20} MiB")
         if not line.strip():
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                raise InvalidInput("body", f"more than {MAX_BLANK_LINES} blank lines")
             continue
-        try:
-            # pydantic parses the JSON itself: one pass, in Rust.
-            yield JobSpec.model_validate_json(line)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            if first["type"] == "json_invalid":
-                raise InvalidInput(f"line {number}", "not valid JSON") from None
-            yield parse_spec(json.loads(line), f"line {number}")  # raises with the field
+        yield _spec_from_json(line, f"line {number}")
 
 
 def json_array_specs(stream: IO[bytes]) -> Iterator[JobSpec]:
-    """Specs from a JSON array body; a bad item raises InvalidInput with its position."""
+    """Specs from a JSON array body, parsed item by item as the caller takes them;
+    a bad item raises InvalidInput with its position."""
+    # Streamed, so a batch over MAX_BATCH is refused at item MAX_BATCH + 1 (in
+    # copy_batch), not after parsing millions of items; each item is parsed as an
+    # NDJSON line is, so both say the same about the same job.
+    items = array_items(stream, MAX_ITEM_BYTES)
     try:
-        items = json.load(stream)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        for number, raw in enumerate(items, start=1):
+            yield _spec_from_json(raw, f"item {number}")
+    except ArrayError as exc:
         raise InvalidInput("body", f"not valid JSON: {exc}") from None
-    if not isinstance(items, list):
-        raise InvalidInput("body", "expected a JSON array of jobs or NDJSON lines")
-    for number, item in enumerate(items, start=1):
-        yield parse_spec(item, f"item {number}")
 
 
 def copy_batch(
