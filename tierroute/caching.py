@@ -1,7 +1,7 @@
 """Prompt caching: cache breakpoints on long system prompts, and priming across workers.
 
 A system prompt at least the model's minimum cacheable length (`Tier.min_cache_tokens`,
-estimated at four characters a token) goes out as one text block with
+by the shared upper-bound estimate, cost.estimate_tokens) goes out as one text block with
 `cache_control: {"type": "ephemeral"}` (5 minutes, refreshed on every read).
 
 The API makes a cache entry usable only once the call that writes it has answered,
@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import logging
-import math
 import random
 import threading
 import uuid
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
+from tierroute.cost import estimate_tokens
 from tierroute.errors import RateLimited
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHARS_PER_TOKEN = 4
 # Anthropic's default ephemeral cache lives 5 minutes from its last use.
 CACHE_TTL_S = 300
 KEY_PREFIX = "tierroute:cache"
@@ -67,11 +66,6 @@ return 1
 """
 
 Role = Literal["warm", "primer", "wait"]
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of a text, guessed at four characters a token (what the limiter assumes)."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
 def cached_system(

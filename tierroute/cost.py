@@ -88,3 +88,25 @@ def cache_savings_usd(tokens: TokenCounts, tier: Tier) -> Decimal:
         tier.cache_write_5m - tier.input
     ) + tokens.cache_write_1h_tokens * (tier.cache_write_1h - tier.input)
     return (read_saved - write_premium) / MILLION
+
+
+# Token estimates are made before a call, to reserve budget and rate-limit capacity,
+# so they must not undercount. Claude's tokenizer is a byte-level BPE: no token holds
+# less than one UTF-8 byte, so bytes are a hard upper bound. Outside ASCII we take
+# that bound (CJK is 3 bytes a character and about one token; an emoji is 4 bytes
+# and 1 to 4 tokens), since four characters a token undercounts such text up to
+# fourfold. ASCII text runs 3.5-4.5 characters a token as prose, about 3 as code,
+# and 2-3 as digits, hex or base64; two characters a token covers all of them.
+ASCII_CHARS_PER_TOKEN = 2
+# Per-request framing the text does not show: role markers and turn separators, and
+# the short marker block that opens a cache-scoped system prompt.
+REQUEST_OVERHEAD_TOKENS = 32
+
+
+def estimate_tokens(text: str) -> int:
+    """An upper bound on the tokens of `text`: ASCII at two characters, other bytes one each."""
+    if text.isascii():
+        return -(-len(text) // ASCII_CHARS_PER_TOKEN)
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_bytes = len(text.encode("utf-8", "surrogatepass")) - ascii_chars
+    return -(-ascii_chars // ASCII_CHARS_PER_TOKEN) + other_bytes

@@ -22,14 +22,12 @@ from typing import Any
 import redis
 
 from tierroute.config import Settings
+from tierroute.cost import estimate_tokens
 from tierroute.errors import ConfigurationError
 from tierroute.tiers import TierTable
 
 log = logging.getLogger(__name__)
 
-# Characters per token for the up-front input estimate. English averages about 4;
-# the estimate is corrected with the real usage after the call (see `adjust`).
-CHARS_PER_TOKEN = 4
 # Role markers, the system prompt's framing and similar per-request overhead.
 INPUT_OVERHEAD_TOKENS = 8
 KEY_PREFIX = "tierroute:rl"
@@ -121,11 +119,15 @@ class Admission:
 
 
 def estimate_input_tokens(params: dict[str, Any]) -> int:
-    """Input tokens of a request, guessed as len(text)/4 plus a small overhead."""
-    chars = len(str(params.get("system") or ""))
+    """Input tokens of a request, from above (cost.estimate_tokens) plus a small overhead.
+
+    An overestimate holds capacity only until the call answers and `adjust` gives
+    the difference back; an underestimate would let a burst past the model's limit.
+    """
+    tokens = estimate_tokens(str(params.get("system") or ""))
     for message in params.get("messages", []):
-        chars += len(str(message.get("content", "")))
-    return math.ceil(chars / CHARS_PER_TOKEN) + INPUT_OVERHEAD_TOKENS
+        tokens += estimate_tokens(str(message.get("content", "")))
+    return tokens + INPUT_OVERHEAD_TOKENS
 
 
 class RateLimiter:

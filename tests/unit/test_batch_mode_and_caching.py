@@ -91,14 +91,15 @@ def test_batches_split_at_the_request_count_and_the_byte_limit() -> None:
 
 def test_long_system_prompts_get_a_cache_breakpoint_at_the_model_minimum() -> None:
     assert cached_system("short", HAIKU.min_cache_tokens) == "short"
-    just_below, at = "a" * (4 * 4096 - 4), "a" * (4 * 4096)
+    # ASCII is estimated at two characters a token (cost.estimate_tokens).
+    just_below, at = "a" * (2 * 4096 - 2), "a" * (2 * 4096)
     assert cached_system(just_below, HAIKU.min_cache_tokens) == just_below
     assert cached_system(at, HAIKU.min_cache_tokens) == [
         {"type": "text", "text": at, "cache_control": {"type": "ephemeral"}}
     ]
     assert cached_system(at, 0) == at  # 0 in the tier table turns caching off
-    assert isinstance(build_completion_params(SONNET, "q", "b" * 8192, 100)["system"], list)
-    assert isinstance(build_completion_params(HAIKU, "q", "b" * 8192, 100)["system"], str)
+    assert isinstance(build_completion_params(SONNET, "q", "b" * 4096, 100)["system"], list)
+    assert isinstance(build_completion_params(HAIKU, "q", "b" * 4096, 100)["system"], str)
 
 
 def test_the_rubric_is_cached_only_when_long_enough() -> None:
