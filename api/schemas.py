@@ -19,6 +19,7 @@ class ErrorBody(BaseModel):
 _ERROR_MEANING = {
     400: "body is not valid JSON, or a header is wrong",
     401: "missing, malformed, unknown or revoked API key",
+    402: "the caller's daily budget (or the global one) has no room for the call",
     404: "no such id among the caller's",
     409: "the resource is in the wrong state for this",
     413: "body too large",

@@ -1,36 +1,52 @@
-"""Daily USD budgets, per API key and global, checked when a job is routed.
+"""Daily USD budgets, per API key and global: ceilings that billed spend never passes.
 
-A job is checked against every budget that applies to it (its key's own and the
-global one) with its worst-case cost on the tier it was routed to: the prompt's
-estimated input tokens plus `max_tokens` of output, at that tier's prices. The
-spend it is compared with is what was billed today (UTC) plus the same worst case
-for every job already routed but not finished, so jobs in flight hold their share.
+Every call is priced at its worst case before it is made (tierroute/budget_costs.py:
+every allowed output token, thinking included, input estimated from above, cache
+writes at their premium) and that worst case is reserved against every budget that
+applies (the key's own and the global one) until the call is billed:
 
-When the job would not fit, the policy decides: `reject` fails the job with the
-reason; `downgrade` moves it to the dearest cheaper tier that fits, and rejects it
-only when none does. The action and its reason land in routing_decisions.
+- before a job's classifier call, the classifier's worst case plus the job's worst
+  case on the cheapest tier (so a job whose classifier was paid for can always run);
+- when a job is routed, or routed again (a retry or a redrive keeps its tier), its
+  worst case on that tier replaces it (`jobs.reserved_usd`);
+- a call with no job (a /v1/route classifier call) holds its worst case in
+  `budget_holds` until it is billed to the caller's key.
 
-Routing decisions under a budget take a transaction-scoped advisory lock per
-budget, so two workers cannot both spend the last dollar.
+The spend a reservation is compared with is what was billed today (UTC) plus what
+every other job in flight and every live hold reserves. When a job would not fit,
+the policy decides: `reject` fails the job with the reason; `downgrade` moves it to
+the dearest cheaper tier that fits, and rejects it only when none does. The action
+and its reason land in routing_decisions.
+
+Checks take a transaction-scoped advisory lock per budget, so two workers cannot
+both reserve the last dollar.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from tierroute.cost import MILLION
+from tierroute.errors import TierrouteError
 from tierroute.tiers import Tier, TierTable
 
-# Roughly four characters per token in English text; the system prompt counts too.
-CHARS_PER_TOKEN = 4
 # Advisory-lock namespace for budget checks (any constant unlikely to clash).
 LOCK_NAMESPACE = 0x7E3B
 GLOBAL_LOCK_KEY = 0
+# Stands for "no job" where a query excludes the job being checked.
+NO_JOB = uuid.UUID(int=0)
+
+
+class BudgetExceeded(TierrouteError):
+    """A call's worst case does not fit a daily budget."""
+
+    code = "budget_exceeded"
+    http_status = 402
 
 
 class BudgetPolicy(StrEnum):
@@ -60,7 +76,7 @@ class Budget:
 
     def describe(self, cost_usd: Decimal) -> str:
         return (
-            f"{self.scope} daily budget ${self.limit_usd:.2f} would be exceeded: "
+            f"{self.scope} daily budget ${self.limit_usd.normalize():f} would be exceeded: "
             f"${self.committed_usd:.6f} spent or reserved today, this job up to ${cost_usd:.6f}"
         )
 
@@ -77,29 +93,34 @@ class BudgetVerdict:
 FITS = BudgetVerdict(tier=None)
 
 JOB_KEY = """
-    SELECT j.api_key_id, k.name, k.daily_budget_usd, j.max_tokens
+    SELECT j.api_key_id, k.name, k.daily_budget_usd, j.max_tokens, j.thinking_override
       FROM jobs j LEFT JOIN api_keys k ON k.id = j.api_key_id
      WHERE j.id = %(id)s
 """
 
-# Billed today, plus the worst case of routed jobs still to be billed. The tier
-# prices come in as a VALUES list, so the tier table stays the one source of prices.
+KEY_BUDGET = "SELECT name, daily_budget_usd FROM api_keys WHERE id = %(key)s"
+
+# Billed today, plus what other jobs in flight and live holds reserve. %(key)s NULL
+# is the global budget: everybody's spend. A call with no job names its own key.
 COMMITTED = """
-    WITH prices(tier, input_per_token, output_per_token) AS (
-        SELECT * FROM unnest(%(tiers)s::text[], %(inputs)s::numeric[], %(outputs)s::numeric[])
-    ), day AS (
+    WITH day AS (
         SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start
     )
     SELECT
       (SELECT coalesce(sum(c.cost_usd), 0)
          FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id, day
-        WHERE c.created_at >= day.start {key_filter})
-    + (SELECT coalesce(sum(
-               ceil((length(j.prompt) + coalesce(length(j.system), 0)) / %(chars)s::numeric)
-                 * p.input_per_token + j.max_tokens * p.output_per_token), 0)
-         FROM jobs j JOIN prices p ON p.tier = j.tier
-        WHERE j.status IN ('classifying', 'running') AND j.id <> %(id)s {key_filter})
+        WHERE c.created_at >= day.start
+          AND (%(key)s::uuid IS NULL OR coalesce(c.api_key_id, j.api_key_id) = %(key)s))
+    + (SELECT coalesce(sum(j.reserved_usd), 0)
+         FROM jobs j
+        WHERE j.status IN ('classifying', 'running') AND j.id <> %(id)s
+          AND (%(key)s::uuid IS NULL OR j.api_key_id = %(key)s))
+    + (SELECT coalesce(sum(h.usd), 0)
+         FROM budget_holds h
+        WHERE h.expires_at > now() AND (%(key)s::uuid IS NULL OR h.api_key_id = %(key)s))
 """
+
+RESERVE = "UPDATE jobs SET reserved_usd = %(usd)s WHERE id = %(id)s"
 
 RECORD = """
     UPDATE routing_decisions SET budget_action = %(action)s, budget_reason = %(reason)s
@@ -108,20 +129,55 @@ RECORD = """
 
 REJECT = """
     UPDATE jobs SET status = 'failed', error = %(error)s, lease_expires_at = NULL,
-                    finished_at = now(), updated_at = now()
+                    reserved_usd = NULL, finished_at = now(), updated_at = now()
      WHERE id = %(id)s AND status = 'classifying'
 """
 
+# A routed job moved to a cheaper tier when it is routed again (retry, redrive).
+REROUTE = """
+    WITH moved AS (
+        UPDATE jobs SET tier = %(tier)s, updated_at = now()
+         WHERE id = %(id)s AND status = 'classifying'
+        RETURNING id
+    )
+    UPDATE routing_decisions SET tier = %(tier)s, cost_ratio = %(cost_ratio)s
+     WHERE job_id IN (SELECT id FROM moved)
+"""
 
-def worst_case_cost(tier: Tier, prompt: str, system: str | None, max_tokens: int) -> Decimal:
-    """The most a job can cost on a tier: estimated input plus every allowed output token."""
-    chars = len(prompt) + len(system or "")
-    input_tokens = -(-chars // CHARS_PER_TOKEN)
-    return (tier.input * input_tokens + tier.output * max_tokens) / MILLION
+HOLD = """
+    INSERT INTO budget_holds (api_key_id, usd, expires_at)
+    VALUES (%(key)s, %(usd)s, now() + make_interval(secs => %(ttl_s)s))
+    RETURNING id
+"""
+
+# Holds are few and short; expired ones go whenever a new one is taken.
+PURGE_HOLDS = "DELETE FROM budget_holds WHERE expires_at < now() - interval '1 hour'"
+
+
+def worst_case_cost(
+    tier: Tier,
+    prompt: str,
+    system: str | None,
+    max_tokens: int,
+    thinking_override: dict[str, Any] | None = None,
+) -> Decimal:
+    """The most a job can cost on a tier (see tierroute/budget_costs.py)."""
+    # Imported here: budget_costs reaches the SDK side, which imports Settings, and
+    # Settings imports this module (for BudgetPolicy).
+    from tierroute.budget_costs import completion_ceiling
+
+    return completion_ceiling(tier, prompt, system, max_tokens, thinking_override)
+
+
+def classifier_cost(tiers: TierTable, prompt: str) -> Decimal:
+    """The most the llm classifier's call for `prompt` can cost."""
+    from tierroute.budget_costs import classifier_ceiling
+
+    return classifier_ceiling(tiers, prompt)
 
 
 class BudgetGuard:
-    """Checks routed jobs against the global budget and their key's budget."""
+    """Reserves each call's worst case against the global budget and its key's budget."""
 
     def __init__(
         self,
@@ -144,33 +200,99 @@ class BudgetGuard:
         prompt: str,
         system: str | None,
     ) -> BudgetVerdict:
-        """Where the routed job may run under today's budgets; FITS when nothing changes."""
+        """Where the routed job may run under today's budgets; FITS when nothing changes.
+
+        Reserves the job's worst case on that tier (nothing when it is rejected).
+        """
         if not self.applies(cur):
             return FITS  # the common case costs one cached flag, no query per job
+        found = self._job_budgets(cur, job_id)
+        if found is None:
+            return FITS
+        budgets, max_tokens, thinking = found
+        verdict = self._verdict(
+            budgets, tier_name, lambda t: worst_case_cost(t, prompt, system, max_tokens, thinking)
+        )
+        if verdict.action is not BudgetAction.REJECTED:
+            tier = self._tiers.get(verdict.tier or tier_name)
+            cost = worst_case_cost(tier, prompt, system, max_tokens, thinking)
+            cur.execute(RESERVE, {"id": job_id, "usd": cost})
+        return verdict
+
+    def check_classifier(
+        self, cur: Any, job_id: uuid.UUID, prompt: str, system: str | None
+    ) -> BudgetVerdict:
+        """Before a job's classifier call: reserve it and the cheapest tier, or reject.
+
+        A job that could not run even on the cheapest tier is not worth classifying.
+        """
+        if not self.applies(cur):
+            return FITS
+        found = self._job_budgets(cur, job_id)
+        if found is None:
+            return FITS
+        budgets, max_tokens, thinking = found
+        cheapest = self._tiers.cheapest
+        cost = classifier_cost(self._tiers, prompt) + worst_case_cost(
+            cheapest, prompt, system, max_tokens, thinking
+        )
+        over = [b for b in budgets if not b.fits(cost)]
+        if over:
+            reason = f"{over[0].describe(cost)} (its classifier call and {cheapest.name})"
+            return BudgetVerdict(tier=None, action=BudgetAction.REJECTED, reason=reason)
+        cur.execute(RESERVE, {"id": job_id, "usd": cost})
+        return FITS
+
+    def hold(self, cur: Any, key_id: uuid.UUID | None, usd: Decimal, ttl_s: float) -> int | None:
+        """Hold `usd` for a call with no job; its id for `release`, None without budgets.
+
+        Raises BudgetExceeded when a budget has no room for it.
+        """
+        if not self.applies(cur):
+            return None
+        budgets = self._budgets(cur, NO_JOB, key_id)
+        if not budgets:
+            return None
+        over = [b for b in budgets if not b.fits(usd)]
+        if over:
+            raise BudgetExceeded(over[0].describe(usd))
+        cur.execute(PURGE_HOLDS)
+        cur.execute(HOLD, {"key": key_id, "usd": usd, "ttl_s": ttl_s})
+        return int(cur.fetchone()[0])
+
+    def _job_budgets(
+        self, cur: Any, job_id: uuid.UUID
+    ) -> tuple[list[Budget], int, dict[str, Any] | None] | None:
         cur.execute(JOB_KEY, {"id": job_id})
         row = cur.fetchone()
         if row is None:
-            return FITS
-        key_id, key_name, key_limit, max_tokens = row
+            return None
+        key_id, key_name, key_limit, max_tokens, thinking = row
         budgets = []
         if key_limit is not None:
             budgets.append(self._budget(cur, job_id, key_id, f"key {key_name!r}", key_limit))
         if self._global is not None:
             budgets.append(self._budget(cur, job_id, None, "global", self._global))
         if not budgets:
-            return FITS
-        return self._verdict(budgets, tier_name, prompt, system, max_tokens)
+            return None
+        return budgets, max_tokens, thinking
+
+    def _budgets(self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None) -> list[Budget]:
+        budgets = []
+        if key_id is not None:
+            cur.execute(KEY_BUDGET, {"key": key_id})
+            row = cur.fetchone()
+            if row is not None and row[1] is not None:
+                budgets.append(self._budget(cur, job_id, key_id, f"key {row[0]!r}", row[1]))
+        if self._global is not None:
+            budgets.append(self._budget(cur, job_id, None, "global", self._global))
+        return budgets
 
     def _verdict(
-        self,
-        budgets: list[Budget],
-        tier_name: str,
-        prompt: str,
-        system: str | None,
-        max_tokens: int,
+        self, budgets: list[Budget], tier_name: str, cost_on: Callable[[Tier], Decimal]
     ) -> BudgetVerdict:
         routed = self._tiers.get(tier_name)
-        cost = worst_case_cost(routed, prompt, system, max_tokens)
+        cost = cost_on(routed)
         over = [b for b in budgets if not b.fits(cost)]
         if not over:
             return FITS
@@ -178,7 +300,7 @@ class BudgetGuard:
         if self._policy is BudgetPolicy.DOWNGRADE:
             cheaper = [t for t in self._tiers.tiers if t.rank < routed.rank]
             for tier in sorted(cheaper, key=lambda t: t.rank, reverse=True):
-                cheaper_cost = worst_case_cost(tier, prompt, system, max_tokens)
+                cheaper_cost = cost_on(tier)
                 if all(b.fits(cheaper_cost) for b in budgets):
                     return BudgetVerdict(
                         tier=tier.name,
@@ -192,22 +314,10 @@ class BudgetGuard:
         self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None, scope: str, limit: Decimal
     ) -> Budget:
         # Serialise decisions under this budget until the transaction commits the
-        # routing, which then counts as reserved for the next decision.
+        # reservation, which the next decision then counts.
         lock_key = GLOBAL_LOCK_KEY if key_id is None else key_id.int & 0x7FFFFFFF
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key))
-        key_filter = "" if key_id is None else "AND j.api_key_id = %(key)s"
-        tiers = self._tiers.tiers
-        cur.execute(
-            COMMITTED.format(key_filter=key_filter),
-            {
-                "id": job_id,
-                "key": key_id,
-                "chars": CHARS_PER_TOKEN,
-                "tiers": [t.name for t in tiers],
-                "inputs": [t.input / MILLION for t in tiers],
-                "outputs": [t.output / MILLION for t in tiers],
-            },
-        )
+        cur.execute(COMMITTED, {"id": job_id, "key": key_id})
         return Budget(scope=scope, limit_usd=Decimal(limit), committed_usd=cur.fetchone()[0])
 
     def applies(self, cur: Any) -> bool:
@@ -222,11 +332,22 @@ class BudgetGuard:
         return self._any_key_budget[1]
 
 
+def release(cur: Any, hold_id: int | None) -> None:
+    """Drop a hold once its call is billed (or was never made)."""
+    if hold_id is not None:
+        cur.execute("DELETE FROM budget_holds WHERE id = %s", (hold_id,))
+
+
 def record(cur: Any, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
     """Store what the check did next to the job's routing decision."""
     cur.execute(RECORD, {"id": job_id, "action": verdict.action, "reason": verdict.reason})
 
 
+def reroute(cur: Any, job_id: uuid.UUID, tier: str, cost_ratio: float) -> None:
+    """Move a job already routed to the cheaper tier its budget check chose."""
+    cur.execute(REROUTE, {"id": job_id, "tier": tier, "cost_ratio": cost_ratio})
+
+
 def reject(cur: Any, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
-    """Fail a routed job that no budget-fitting tier can run."""
+    """Fail a job that no budget-fitting tier can run."""
     cur.execute(REJECT, {"id": job_id, "error": f"budget_exceeded: {verdict.reason}"})

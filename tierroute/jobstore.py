@@ -105,11 +105,11 @@ INSERT_CALL = """
     INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,
                              cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
                              cost_if_opus_usd, latency_ms, request_id, stop_reason, simulated,
-                             batch_api, cache_savings_usd)
+                             batch_api, cache_savings_usd, api_key_id)
     VALUES (%(job_id)s, %(purpose)s, %(model)s, %(tier)s, %(input_tokens)s, %(output_tokens)s,
             %(cache_creation)s, %(cache_read)s, %(cost_usd)s, %(cost_if_opus_usd)s,
             %(latency_ms)s, %(request_id)s, %(stop_reason)s, %(simulated)s,
-            %(batch_api)s, %(cache_savings_usd)s)
+            %(batch_api)s, %(cache_savings_usd)s, %(api_key_id)s)
 """
 
 
@@ -264,14 +264,19 @@ def unclaim_complete(cur: Any, job_id: uuid.UUID, reason: str) -> None:
     cur.execute(UNCLAIM_COMPLETE, {"id": job_id, "error": reason})
 
 
-def insert_call(cur: Any, record: CallRecord, job_id: uuid.UUID | None) -> None:
-    """Store one billed call as a `model_calls` row."""
-    cur.execute(INSERT_CALL, _call_params(record, job_id))
+def insert_call(
+    cur: Any, record: CallRecord, job_id: uuid.UUID | None, api_key_id: uuid.UUID | None = None
+) -> None:
+    """Store one billed call as a `model_calls` row; a call with no job names its key."""
+    cur.execute(INSERT_CALL, _call_params(record, job_id, api_key_id))
 
 
-def _call_params(record: CallRecord, job_id: uuid.UUID | None) -> dict[str, Any]:
+def _call_params(
+    record: CallRecord, job_id: uuid.UUID | None, api_key_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     return {
         "job_id": job_id,
+        "api_key_id": api_key_id,
         "purpose": record.purpose,
         "model": record.model,
         "tier": record.tier,

@@ -169,6 +169,8 @@ class Job(Base):
     provider_batch_id: Mapped[int | None] = mapped_column(
         ForeignKey("provider_batches.id", ondelete="SET NULL")
     )
+    # The most the job can still bill, held against its daily budgets while in flight.
+    reserved_usd: Mapped[Decimal | None] = mapped_column(USD)
 
     routing: Mapped[RoutingDecision | None] = relationship(back_populates="job", uselist=False)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="job", order_by="ModelCall.id")
@@ -232,6 +234,10 @@ class ModelCall(Base):
     # What prompt caching saved on this call: cache reads priced at the input rate
     # minus what they cost, minus the premium paid for cache writes (may be negative).
     cache_savings_usd: Mapped[Decimal] = mapped_column(USD, default=0, server_default="0")
+    # The key billed for a call without a job (a /v1/route classifier call).
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE")
+    )
 
     job: Mapped[Job | None] = relationship(back_populates="calls")
 

@@ -58,12 +58,16 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
         claimed = jobstore.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
-    prompt, system, force_tier, routed_tier, batch_api = claimed
+        prompt, system, force_tier, routed_tier, batch_api = claimed
+        # The classifier call is billed: reserve it (and the cheapest tier) first.
+        unrouted = routed_tier is None and force_tier is None
+        if unrouted and not _classifier_fits(rt, cur, job_id, prompt, system):
+            return None
     if routed_tier is not None:  # re-driven after a failure: keep its routing
         with raw_transaction() as cur:
-            jobstore.keep_route(cur, job_id)
+            tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
         # A batch-mode job waits for its Message Batch (tierroute/batchapi), not a queue.
-        return None if batch_api else str(routed_tier)
+        return None if batch_api or tier is None else tier
     try:
         decision = decide(rt, prompt, system, force_tier)
     except RateLimited as exc:
@@ -95,8 +99,8 @@ def _classify_in_one_transaction(rt: Runtime, job_id: uuid.UUID) -> str | RetryL
             return _routed_tier_awaiting_run(cur, job_id)
         prompt, system, force_tier, routed_tier, batch_api = claimed
         if routed_tier is not None:  # re-driven after a failure: keep its routing
-            jobstore.keep_route(cur, job_id)
-            return None if batch_api else str(routed_tier)
+            tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
+            return None if batch_api or tier is None else tier
         decision = decide(rt, prompt, system, force_tier)
         return _record(rt, cur, job_id, decision, prompt, system, batch_api)
 
@@ -131,6 +135,41 @@ def _record(
     log.debug("job %s routed to %s (%s)", job_id, decision.tier, decision.classifier)
     # A batch-mode job waits for its Message Batch (tierroute/batchapi), not a queue.
     return None if batch_api else decision.tier
+
+
+def _classifier_fits(
+    rt: Runtime, cur: Any, job_id: uuid.UUID, prompt: str, system: str | None
+) -> bool:
+    """Reserve the classifier's call and the cheapest tier before paying for the call.
+
+    False: the job was rejected, as no budget has room for it even on the cheapest tier.
+    """
+    verdict = rt.budgets.check_classifier(cur, job_id, prompt, system)
+    if verdict.action is not BudgetAction.REJECTED:
+        return True
+    budgets.reject(cur, job_id, verdict)
+    log.info("classify: job %s rejected by budget before classifying: %s", job_id, verdict.reason)
+    return False
+
+
+def _route_again(
+    rt: Runtime, cur: Any, job_id: uuid.UUID, routed: str, prompt: str, system: str | None
+) -> str | None:
+    """A retried or re-driven job keeps its tier only if today's budgets still fit it.
+
+    The tier to run on (the routed one, or a cheaper one), or None when rejected.
+    """
+    jobstore.keep_route(cur, job_id)
+    verdict = rt.budgets.check(cur, job_id, routed, prompt, system)
+    if verdict.action is None:
+        return routed
+    budgets.record(cur, job_id, verdict)
+    log.info("classify: re-driven job %s %s by budget: %s", job_id, verdict.action, verdict.reason)
+    if verdict.tier is None:
+        budgets.reject(cur, job_id, verdict)
+        return None
+    budgets.reroute(cur, job_id, verdict.tier, rt.tiers.cost_ratio(rt.tiers.get(verdict.tier)))
+    return verdict.tier
 
 
 def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLater | None:

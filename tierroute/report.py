@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from tierroute.tiers import TierTable
 
 # Key-scoped versions of the analyst views' sums: the views stay global for
-# analysts, while an API caller sees only calls billed to its own jobs (so a
-# bare /v1/route classifier call, which has no job, is nobody's).
+# analysts, while an API caller sees only calls billed to it: its jobs' calls and
+# its /v1/route classifier calls (which have no job and name the key themselves).
 SCOPED_SAVINGS = """
     SELECT coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'complete'), 0)
                AS completion_cost_usd,
@@ -34,8 +34,9 @@ SCOPED_SAVINGS = """
            count(*) FILTER (WHERE c.batch_api) AS batch_api_calls,
            coalesce(sum(c.cost_usd * (1 - 0.5) / 0.5) FILTER (WHERE c.batch_api), 0)
                AS batch_api_savings_usd
-      FROM model_calls c JOIN jobs j ON j.id = c.job_id
-     WHERE j.api_key_id = :key
+      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
+     -- A call with no job (a /v1/route classifier call) names its key itself.
+     WHERE coalesce(c.api_key_id, j.api_key_id) = :key
 """
 SCOPED_QUALITY = """
     SELECT j.tier,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -16,6 +17,9 @@ from api.metrics import render_metrics
 from api.metrics_auth import get_aggregate_cache, require_metrics_access
 from api.queue import Enqueuer
 from api.schemas import Health, RouteIn, RouteOut, error_responses
+from tierroute import budgets
+from tierroute.classifiers import RoutingDecision
+from tierroute.config import LEASE_MARGIN_S
 from tierroute.db import raw_transaction, session_scope
 from tierroute.jobstore import insert_call
 from tierroute.metrics import AggregateCache
@@ -28,16 +32,16 @@ router = APIRouter(tags=["system"])
 log = logging.getLogger(__name__)
 
 
-@router.post("/v1/route", response_model=RouteOut, responses=error_responses(400, 401))
-def route(body: RouteIn, _: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
-    """The routing decision for a prompt; nothing is executed. A classifier call is billed."""
+@router.post("/v1/route", response_model=RouteOut, responses=error_responses(400, 401, 402))
+def route(body: RouteIn, caller: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) -> RouteOut:
+    """The routing decision for a prompt; nothing is executed.
+
+    A classifier call is billed to the caller's key, within its daily budget (402 if not).
+    """
     # Names the field at fault, as for a job ("body: force_tier: 7 is not a tier").
     spec = parse_spec(body.model_dump(), "body")
     forced = None if spec.force_tier is None else str(spec.force_tier)
-    decision = decide(rt, spec.prompt, spec.system, forced)
-    if decision.call is not None:
-        with raw_transaction() as cur:
-            insert_call(cur, decision.call, job_id=None)
+    decision = _decide_within_budget(rt, caller, spec.prompt, spec.system, forced)
     return RouteOut(
         tier=decision.tier,
         model=rt.tiers.get(decision.tier).model,
@@ -50,6 +54,31 @@ def route(body: RouteIn, _: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]) 
         fallback_reason=decision.fallback_reason,
         simulated=rt.settings.simulated,
     )
+
+
+def _decide_within_budget(
+    rt: Runtime, caller: uuid.UUID, prompt: str, system: str | None, forced: str | None
+) -> RoutingDecision:
+    """`decide`, with a classifier call's worst case held against the caller's budgets."""
+    hold = None
+    if forced is None and not rt.classifier.in_process:
+        # Held until the call is billed, so concurrent requests cannot overspend.
+        ttl_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
+        with raw_transaction() as cur:
+            hold = rt.budgets.hold(cur, caller, budgets.classifier_cost(rt.tiers, prompt), ttl_s)
+    try:
+        decision = decide(rt, prompt, system, forced)
+    except BaseException:
+        if hold is not None:
+            with raw_transaction() as cur:
+                budgets.release(cur, hold)
+        raise
+    if decision.call is not None or hold is not None:
+        with raw_transaction() as cur:
+            if decision.call is not None:
+                insert_call(cur, decision.call, job_id=None, api_key_id=caller)
+            budgets.release(cur, hold)
+    return decision
 
 
 @router.get("/v1/report", responses=error_responses(401))
