@@ -147,11 +147,12 @@ def test_rating_shows_up_in_tier_quality(api: httpx.Client, services: Services) 
 
 def test_report_agrees_with_the_savings_view(api: httpx.Client, services: Services) -> None:
     report = api.get("/v1/report").json()
-    # The report is the caller's: calls billed to its jobs (a bare /v1/route call has none).
+    # The report is the caller's: calls billed to its jobs and its /v1/route calls.
     with psycopg.connect(services.database_url.replace("+psycopg", "")) as conn:
         total, if_opus = conn.execute(
             "SELECT sum(c.cost_usd), sum(c.cost_if_opus_usd) FROM model_calls c "
-            "JOIN jobs j ON j.id = c.job_id WHERE j.api_key_id IS NOT NULL"
+            "LEFT JOIN jobs j ON j.id = c.job_id "
+            "WHERE coalesce(c.api_key_id, j.api_key_id) IS NOT NULL"
         ).fetchone()  # type: ignore[misc]
     assert report["total_cost_usd"] == pytest.approx(float(total))
     assert report["cost_if_all_opus_usd"] == pytest.approx(float(if_opus))
