@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import KeyCache
 from api.errors import install_error_handlers
+from api.ingress import Ingress
 from api.metrics import REQUESTS
 from api.queue import Enqueuer
 from api.routes import batches, dashboard, jobs, system
@@ -58,8 +59,9 @@ def create_app() -> FastAPI:
         version=__version__,
         summary="Route each prompt to the cheapest Claude tier that answers it well.",
         lifespan=lifespan,
-        # Validation errors answer {error, detail} (api/errors.py), not FastAPI's shape.
-        responses=error_responses(422),
+        # Validation errors answer {error, detail} (api/errors.py), not FastAPI's shape;
+        # every route has a body limit (api/ingress.py).
+        responses=error_responses(413, 422),
     )
     install_error_handlers(application)
     application.state.key_cache = KeyCache()
@@ -68,6 +70,8 @@ def create_app() -> FastAPI:
     application.include_router(system.router)
     application.include_router(dashboard.router)
 
+    # Added first, so it runs inside CountRequests: refused requests are counted too.
+    application.add_middleware(Ingress)
     application.add_middleware(CountRequests)
     return application
 

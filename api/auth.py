@@ -18,6 +18,8 @@ from tierroute.keys import active_key_id, hash_key
 # keeps working for at most this long in each API process (README, "API keys").
 KEY_CACHE_TTL_S = 30.0
 KEY_CACHE_MAX = 10_000
+# Where the ingress middleware leaves the id of the key it checked.
+API_KEY_SCOPE = "tierroute.api_key_id"
 
 # auto_error=False: we raise our own 401 in the `{error, detail}` shape. The scheme
 # still shows in /openapi.json, so /docs offers an Authorize button.
@@ -57,10 +59,16 @@ def _lookup(key_hash: str) -> uuid.UUID | None:
 
 
 async def require_api_key(
+    request: Request,
     cache: Annotated[KeyCache, Depends(get_key_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> uuid.UUID:
     """The caller's key id; 401 for a missing, malformed, unknown or revoked key."""
+    # The ingress middleware (api/ingress.py) checked the key before the body was
+    # read; this dependency still declares the scheme in /openapi.json.
+    checked: uuid.UUID | None = request.scope.get(API_KEY_SCOPE)
+    if checked is not None:
+        return checked
     # Never put the key itself in a message or a log line, only say what is wrong.
     if credentials is None:
         raise Unauthorized("send an API key as `Authorization: Bearer <key>`")

@@ -1,0 +1,160 @@
+"""The API's front door: the key and the body size are checked before a body is read.
+
+FastAPI reads a route's JSON body before it solves the route's dependencies, so a
+key checked in a dependency comes too late: the server has already answered
+`100 Continue` and taken the whole body from anyone. This plain ASGI middleware
+decides from the headers alone, and only then lets the app call `receive`:
+
+- every /v1 request needs an active key (`Authorization: Bearer <key>`), else 401;
+- each route has a body limit: a declared `Content-Length` over it is a 413 at once,
+  and a chunked body that streams past it is cut off with a 413 as it arrives.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import API_KEY_SCOPE, KeyCache, resolve_key
+from tierroute.ingest import MAX_ITEM_BYTES
+
+# One job (or routing request) carries a prompt and a system of up to 800,000
+# characters each; at 4 bytes a character in UTF-8, plus metadata, that fits here.
+SINGLE_JOB_BODY_BYTES = MAX_ITEM_BYTES
+# A batch of 100,000 prompts of a few KB each; `tierroute submit` gzips it anyway.
+# The decompressed size has its own limit (api/upload.py).
+BATCH_BODY_BYTES = 256 << 20
+# A rating is a number and a comment of at most 10,000 characters.
+SMALL_BODY_BYTES = 64 << 10
+# Matched on the raw path, from the headers alone: the router has not run yet.
+BODY_LIMITS: list[tuple[str, re.Pattern[str], int]] = [
+    ("POST", re.compile(r"/v1/batches/?"), BATCH_BODY_BYTES),
+    ("POST", re.compile(r"/v1/jobs/[^/]+/rating/?"), SMALL_BODY_BYTES),
+]
+DEFAULT_BODY_BYTES = SINGLE_JOB_BODY_BYTES
+
+
+def describe_bytes(size: int) -> str:
+    """A byte count as people read a limit: 8 MiB, 64 KiB, or bytes."""
+    for shift, unit in ((20, "MiB"), (10, "KiB")):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """413: the body is over the route's limit. An HTTPException, because FastAPI lets
+    only those pass out of its body parsing; the app's handler renders it as JSON."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413, f"request body larger than this route's limit of {describe_bytes(limit)}"
+        )
+        self.limit = limit
+
+
+def body_limit(method: str, path: str) -> int:
+    """The most bytes a request to this route may send."""
+    for route_method, pattern, limit in BODY_LIMITS:
+        if method == route_method and pattern.fullmatch(path):
+            return limit
+    return DEFAULT_BODY_BYTES
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    # The same reading as FastAPI's HTTPBearer: "Bearer <credentials>", any case.
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            credentials = credentials.strip()
+            if scheme.lower() == "bearer" and credentials:
+                return credentials
+            return None
+    return None
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None  # the server refuses a malformed length before we run
+    return None
+
+
+async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
+    headers = [(b"content-type", b"application/json")]
+    if status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))  # RFC 6750
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Ingress:
+    """Authenticate /v1 requests and bound every body, both before the app reads it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/v1/"):
+            key_id = await self._authenticate(scope, send)
+            if key_id is None:
+                return
+            scope[API_KEY_SCOPE] = key_id
+        limit = body_limit(scope["method"], scope["path"])
+        declared = _content_length(scope)
+        if declared is not None and declared > limit:
+            await _send_error(send, 413, "payload_too_large", BodyTooLarge(limit).detail)
+            return
+        await self._run_limited(scope, receive, send, limit)
+
+    async def _authenticate(self, scope: Scope, send: Send) -> uuid.UUID | None:
+        raw_key = _bearer_token(scope)
+        if raw_key is None:
+            detail = "send an API key as `Authorization: Bearer <key>`"
+            await _send_error(send, 401, "unauthorized", detail)
+            return None
+        cache: KeyCache = scope["app"].state.key_cache
+        key_id = await resolve_key(cache, raw_key)
+        if key_id is None:
+            await _send_error(send, 401, "unauthorized", "unknown or revoked API key")
+        return key_id
+
+    async def _run_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge as exc:
+            # The app's handler answers it in the route; this catches a read made
+            # outside one (a middleware, a background read).
+            if started:
+                raise
+            await _send_error(send, 413, "payload_too_large", exc.detail)
