@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from tierroute.domain.json_array import ArrayError, array_items
+from tierroute.domain.json_array import ArrayError, array_items, object_array_items
 from tierroute.errors import InvalidInput
 from tierroute.models import Batch, BatchMode, JobStatus
 from tierroute.specs import JobSpec, parse_spec
@@ -90,6 +90,17 @@ def json_array_specs(stream: IO[bytes]) -> Iterator[JobSpec]:
     try:
         for number, raw in enumerate(items, start=1):
             yield _spec_from_json(raw, f"item {number}")
+    except ArrayError as exc:
+        raise InvalidInput("body", f"not valid JSON: {exc}") from None
+
+
+def json_object_specs(stream: IO[bytes]) -> Iterator[JobSpec]:
+    """Specs from the `jobs` array of a `{"jobs": [...], ...}` body, item by item; the
+    object's shape has been checked already (object_summary)."""
+    items = object_array_items(stream, "jobs", MAX_ITEM_BYTES)
+    try:
+        for number, raw in enumerate(items, start=1):
+            yield _spec_from_json(raw, f"jobs item {number}")
     except ArrayError as exc:
         raise InvalidInput("body", f"not valid JSON: {exc}") from None
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
+from tierroute.batchapi.body import read_batch_body
 from tierroute.domain.json_array import ArrayError, array_items
 from tierroute.errors import InvalidInput
 from tierroute.ingest import MAX_BLANK_LINES, MAX_ITEM_BYTES, json_array_specs, ndjson_specs
+from tierroute.models import BatchMode
 
 TRICKY = (
     b' [ {"prompt": "a, ] } [ {", "metadata": {"q": "\\"", "b": "\\\\", "l": [1, [2, {}]]}},'
@@ -89,3 +93,44 @@ def test_blank_lines_count_toward_a_limit() -> None:
     with pytest.raises(InvalidInput, match=f"more than {MAX_BLANK_LINES} blank lines"):
         list(ndjson_specs(reader))
     assert reader.taken == MAX_BLANK_LINES + 1
+
+
+def peak_bytes_of(work: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        work()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("shape", ["array", "object"])
+def test_a_batch_body_of_many_jobs_is_never_held_parsed_in_memory(shape: str) -> None:
+    jobs = b"[" + b",".join([b'{"prompt": "p"}'] * 300_000) + b"]"
+    raw = jobs if shape == "array" else b'{"jobs": ' + jobs + b', "mode": "batch_api"}'
+    body = io.BytesIO(raw)
+
+    def first_spec() -> None:
+        specs, _ = read_batch_body(body, "application/json")
+        assert next(iter(specs)).prompt == "p"
+
+    # Parsed whole, 300,000 dicts take well over 50 MB; cut item by item, a few chunks.
+    assert peak_bytes_of(first_spec) < 4 << 20 < len(raw)
+
+
+def test_an_object_body_streams_its_jobs_and_reads_mode_wherever_it_is() -> None:
+    raw = b'{"jobs": [{"prompt": "a"}, {"prompt": "b"}], "mode": "batch_api"}'
+    specs, mode = read_batch_body(io.BytesIO(raw), "application/json")
+    assert (mode, [spec.prompt for spec in specs]) == (BatchMode.BATCH_API, ["a", "b"])
+    bad = b'{"mode": "live", "jobs": [{"prompt": "a"}, {"prompt": ""}]}'
+    specs, mode = read_batch_body(io.BytesIO(bad), "application/json")
+    assert mode == BatchMode.LIVE
+    with pytest.raises(InvalidInput, match="jobs item 2: prompt"):
+        list(specs)
+    for raw, fragment in [
+        (b'{"jobs": 5}', "jobs: must be an array"),
+        (b'{"jobs": [], "extra": 1}', "extra: unknown field"),
+        (b'{"jobs": [], "mode": "fast"}', "'fast' is not a batch mode"),
+    ]:
+        with pytest.raises(InvalidInput, match=fragment):
+            read_batch_body(io.BytesIO(raw), "application/json")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO
 
+from tierroute.domain.json_array import ArrayError, object_summary
 from tierroute.errors import InvalidInput
-from tierroute.ingest import json_array_specs, ndjson_specs
+from tierroute.ingest import MAX_ITEM_BYTES, json_array_specs, json_object_specs, ndjson_specs
 from tierroute.models import BatchMode
-from tierroute.specs import JobSpec, parse_spec
+from tierroute.specs import JobSpec
 
 OBJECT_KEYS = frozenset({"jobs", "mode"})
 
@@ -31,28 +32,22 @@ def resolve_mode(query: str | None, body: BatchMode | None) -> BatchMode:
     return from_query or body or BatchMode.LIVE
 
 
-def _first_line_is_a_job(body: IO[bytes]) -> bool:
-    # NDJSON's first line is a whole job object; an object body's first line is not
-    # (pretty-printed) or has `jobs` (one line).
-    line = body.readline()
-    body.seek(0)
-    try:
-        item = json.loads(line)
-    except ValueError:
-        return False
-    return isinstance(item, dict) and "jobs" not in item
-
-
-def _object_specs(item: dict[str, Any]) -> tuple[Iterator[JobSpec], BatchMode | None]:
-    extra = sorted(set(item) - OBJECT_KEYS)
+def _object_specs(
+    members: dict[str, bytes], has_jobs: bool, body: IO[bytes]
+) -> tuple[Iterator[JobSpec], BatchMode | None]:
+    extra = sorted(set(members) - OBJECT_KEYS)
     if extra:
         raise InvalidInput(extra[0], "unknown field; a batch object has `jobs` and `mode`")
-    jobs = item.get("jobs")
-    if not isinstance(jobs, list):
+    if not has_jobs:
         raise InvalidInput("jobs", "must be an array of job objects")
-    mode = parse_mode(item["mode"]) if item.get("mode") is not None else None
-    specs = (parse_spec(job, f"jobs item {n}") for n, job in enumerate(jobs, start=1))
-    return specs, mode
+    mode = None
+    if "mode" in members:
+        try:
+            value = json.loads(members["mode"])
+        except ValueError:
+            raise InvalidInput("mode", "not valid JSON") from None
+        mode = parse_mode(value) if value is not None else None
+    return json_object_specs(body), mode
 
 
 def read_batch_body(
@@ -64,13 +59,16 @@ def read_batch_body(
     if "ndjson" not in content_type:
         if first.startswith(b"["):
             return json_array_specs(body), None
-        if first.startswith(b"{") and not _first_line_is_a_job(body):
+        if first.startswith(b"{"):
+            # One JSON object with `jobs` or `mode` is the object form; NDJSON is more
+            # than one object, or one without them. Checked in one pass that holds one
+            # job at a time, then streamed in a second: `mode` may follow `jobs`, and a
+            # batch's mode is set before its first row.
             try:
-                item = json.load(body)
-            except (ValueError, UnicodeDecodeError):
-                body.seek(0)  # not one JSON object: NDJSON names the bad line
-            else:
-                if isinstance(item, dict):
-                    return _object_specs(item)
-                body.seek(0)
+                members, has_jobs = object_summary(body, "jobs", MAX_ITEM_BYTES)
+            except ArrayError:
+                members, has_jobs = {}, False  # not one JSON object: NDJSON names the bad line
+            body.seek(0)
+            if has_jobs or members.keys() & OBJECT_KEYS:
+                return _object_specs(members, has_jobs, body)
     return ndjson_specs(body), None
