@@ -19,7 +19,7 @@ MILLION = Decimal(1_000_000)
 CLASSIFIER = "classifier"  # the series of the router's own calls
 
 # Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,
-# as in report.py (a bare /v1/route call has no job and belongs to nobody).
+# as in report.py (a /v1/route call has no job and names its key itself).
 GLOBAL_DAILY = "SELECT * FROM cost_by_tier_day WHERE day >= :since"
 SCOPED_DAILY = """
     SELECT (c.created_at AT TIME ZONE 'UTC')::date AS day,
@@ -32,8 +32,8 @@ SCOPED_DAILY = """
            sum(c.cache_read_input_tokens) AS cache_read_input_tokens,
            sum(c.cost_usd) AS cost_usd,
            sum(c.cost_if_opus_usd) AS cost_if_opus_usd
-      FROM model_calls c JOIN jobs j ON j.id = c.job_id
-     WHERE j.api_key_id = :key AND c.created_at >= :since
+      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
+     WHERE coalesce(c.api_key_id, j.api_key_id) = :key AND c.created_at >= :since
      GROUP BY 1, c.tier, c.purpose
 """
 TOP_BATCHES = """
