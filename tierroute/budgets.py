@@ -11,6 +11,8 @@ applies (the key's own and the global one) until the call is billed:
   worst case on that tier replaces it (`jobs.reserved_usd`);
 - a call with no job (a /v1/route classifier call) holds its worst case in
   `budget_holds` until it is billed to the caller's key.
+- a job already in flight when a budget first applies to it is reserved by the
+  first check under that budget.
 
 The spend a reservation is compared with is what was billed today (UTC) plus what
 every other job in flight and every live hold reserves. When a job would not fit,
@@ -121,6 +123,17 @@ COMMITTED = """
 """
 
 RESERVE = "UPDATE jobs SET reserved_usd = %(usd)s WHERE id = %(id)s"
+
+# A job another transaction holds is skipped, not waited for: that transaction may
+# itself wait for this budget's lock. Such a job is being claimed or routed, and
+# its own check reserves it.
+UNRESERVED = """
+    SELECT id, prompt, system, max_tokens, thinking_override, tier, force_tier
+      FROM jobs
+     WHERE status IN ('classifying', 'running') AND reserved_usd IS NULL AND id <> %(id)s
+       AND (%(key)s::uuid IS NULL OR api_key_id = %(key)s)
+       FOR UPDATE SKIP LOCKED
+"""
 
 RECORD = """
     UPDATE routing_decisions SET budget_action = %(action)s, budget_reason = %(reason)s
@@ -317,8 +330,25 @@ class BudgetGuard:
         # reservation, which the next decision then counts.
         lock_key = GLOBAL_LOCK_KEY if key_id is None else key_id.int & 0x7FFFFFFF
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key))
+        self._reserve_unreserved(cur, job_id, key_id)
         cur.execute(COMMITTED, {"id": job_id, "key": key_id})
         return Budget(scope=scope, limit_usd=Decimal(limit), committed_usd=cur.fetchone()[0])
+
+    def _reserve_unreserved(self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
+        # Jobs that went in flight while no budget applied hold nothing: a budget set
+        # since then would not see them. Reserve their worst case now (none, usually).
+        cur.execute(UNRESERVED, {"id": job_id, "key": key_id})
+        rows = cur.fetchall()
+        for other, prompt, system, max_tokens, thinking, tier, force_tier in rows:
+            if tier is not None or force_tier is not None:
+                usd = worst_case_cost(
+                    self._tiers.get(tier or force_tier), prompt, system, max_tokens, thinking
+                )
+            else:  # maybe in its classifier's call; its own routing checks the rest
+                usd = classifier_cost(self._tiers, prompt) + worst_case_cost(
+                    self._tiers.cheapest, prompt, system, max_tokens, thinking
+                )
+            cur.execute(RESERVE, {"id": other, "usd": usd})
 
     def applies(self, cur: Any) -> bool:
         """Whether any budget (global, or a key's) can change a routing decision."""

@@ -237,3 +237,21 @@ def test_no_key_spends_past_its_budget_under_200_concurrent_jobs(
     assert billed_to_jobs_of(None) <= global_usd
     # The budgets were binding, and still let work through.
     assert JobStatus.FAILED in statuses and JobStatus.SUCCEEDED in statuses
+
+
+def test_jobs_in_flight_before_a_budget_is_set_count_against_it(rt: Runtime) -> None:
+    rt = guarded(rt, BudgetPolicy.REJECT)
+    key = new_key(None)
+    first = submit(key, force_tier="opus")
+    assert classify_job(rt, first) == "opus"  # no budget anywhere: nothing reserved
+    opus_worst = worst_case_cost(rt.tiers.get("opus"), PROMPT, None, 256)
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE api_keys SET daily_budget_usd = :usd WHERE id = :id"),
+            {"usd": opus_worst * Decimal("1.5"), "id": key},
+        )
+    second = submit(key, force_tier="opus")
+    assert classify_job(rt, second) is None  # the first job's worst case is held
+    run(rt, first)
+    assert view(first)["status"] == JobStatus.SUCCEEDED
+    assert billed_to_jobs_of(key) <= opus_worst * Decimal("1.5")
