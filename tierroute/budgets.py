@@ -6,11 +6,11 @@ writes at their premium) and that worst case is reserved against every budget th
 applies (the key's own and the global one) until the call is billed:
 
 - before a job's classifier call, the classifier's worst case plus the job's worst
-  case on the cheapest tier (so a job whose classifier was paid for can always run);
+  case on the cheapest tier (a job that could not run on any tier is not classified);
 - when a job is routed, or routed again (a retry or a redrive keeps its tier), its
   worst case on that tier replaces it (`jobs.reserved_usd`);
 - a call with no job (a /v1/route classifier call) holds its worst case in
-  `budget_holds` until it is billed to the caller's key.
+  `budget_holds` until it is billed to the caller's key;
 - a job already in flight when a budget first applies to it is reserved by the
   first check under that budget.
 
