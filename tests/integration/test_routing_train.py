@@ -97,7 +97,11 @@ def test_train_learns_from_the_ratings_table(rt: Runtime, tmp_path: Path) -> Non
 def test_calibrate_hits_target_shares_from_recorded_scores(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    prompts = PROMPTS + [f"{p} Please keep it short." for p in PROMPTS] + PROMPTS[:4]
+    prompts = (
+        PROMPTS
+        + [f"{p} Please keep it short." for p in PROMPTS]
+        + [f"{p} Thanks!" for p in PROMPTS[:4]]
+    )
     for prompt in prompts:  # 20 decisions by the packaged model
         run_job(rt, prompt)
     monkeypatch.setattr(calibration, "MIN_RECORDED", 10)

@@ -29,6 +29,30 @@ _CODE = re.compile(r"```|\bdef |\breturn\b|;[ \t]*$|[{}]|=>|\bfunction\b|\bSELEC
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
+# What kind of task a prompt asks for, as 0/1 flags read from its start. On every
+# open-ended source, math and code requests need the strong model more than their
+# length says, and lookups, rewrites and creative pieces less (see `tierroute eval
+# --cross-source`). Alternations of literal words: linear time.
+_KINDS = {
+    "math": r"\b(?:calculate|compute|solve|equation|integral|derivative|probability|prove|"
+    r"theorem|matrix|sum of|how many|percent|ratio|average|formula|algebra|geometry|"
+    r"polynomial|prime|factorial)\b",
+    "code": r"\b(?:code|function|python|javascript|java|c\+\+|sql|regex|algorithm|implement|"
+    r"program|script|bug|compile|api|class|recursion|complexity|array|string|database|query)\b",
+    "reason": r"\b(?:why|explain|reason|step by step|analy[sz]e|compare|evaluate|argue|justify|"
+    r"implications?|trade-?offs?|critique|design|architecture|strategy|pros and cons)\b",
+    "creative": r"\b(?:write|poem|story|song|lyrics|essay|letter|email|slogan|tweet|joke|haiku|"
+    r"limerick|rap|blog|creative|fiction|imagine|pretend|role ?play)\b",
+    "lookup": r"\A\W{0,3}(?:what|who|when|where|which|is|are|does|do|can|name|define|list|"
+    r"give me)\b",
+    "simple": r"\b(?:translate|synonym|antonym|spell|capital of|define|definition|meaning of|"
+    r"convert|rephrase|paraphrase|summari[sz]e|classify|categori[sz]e|sentiment)\b",
+    "constraint": r"\b(?:must|exactly|at least|at most|no more than|without using|only use|"
+    r"in \d+ words|format|json|table|bullet)\b",
+}
+_KIND_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in _KINDS.values())
+MAX_KIND_CHARS = 4000
+
 _CUES = (
     "log_chars",
     "log_words",
@@ -44,6 +68,7 @@ _CUES = (
     "log_list_items",
     "log_sentences",
     "log_commas",
+    *(f"kind_{name}" for name in _KINDS),
 )
 # Exam-style questions get their own copy of every cue (and an intercept), as with
 # the n-grams: the same length means different things in the two kinds of prompt.
@@ -116,4 +141,11 @@ def _cue_values(full_text: str) -> list[float]:
         math.log1p(len(_LIST_ITEM.findall(text))),
         math.log1p(len(_SENTENCE_END.findall(text))),
         math.log1p(full_text.count(",")),
+        *kind_flags(full_text),
     ]
+
+
+def kind_flags(text: str) -> list[float]:
+    """1.0 for each kind of task (math, code, …) the prompt's start mentions, else 0.0."""
+    head = text[:MAX_KIND_CHARS]
+    return [1.0 if pattern.search(head) else 0.0 for pattern in _KIND_PATTERNS]

@@ -23,7 +23,7 @@ from tierroute.routing.features import DENSE_NAMES, dense_features, hashed_count
 # score = sigmoid(SLOPE * (z - 0.5)) maps the regression's latent z (0 Haiku, 0.5
 # Sonnet, 1 Opus) into (0, 1) without changing the order of prompts.
 SLOPE = 4.0
-FORMAT = 1
+FORMAT = 2
 
 
 def squash(z: float) -> float:

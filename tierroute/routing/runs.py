@@ -22,6 +22,8 @@ from tierroute.routing.training import (
     train_model,
 )
 from tierroute.tiers import default_tier_table
+from tierroute.training.router import PREFERENCE_SOURCES, source_examples
+from tierroute.training.sources import load_source
 
 
 def gather(
@@ -32,6 +34,7 @@ def gather(
     use_ratings: bool,
     labels: list[Path],
     echo: Callable[[str], None],
+    use_preferences: bool = True,
 ) -> TrainingData:
     """Training and held-out data from every available source."""
     tiers = default_tier_table()
@@ -53,6 +56,15 @@ def gather(
         data.counts["mmlu"] = len(train_rows)
     elif use_mmlu:
         echo(f"note: no MMLU data at {directory}; training without it")
+    if use_preferences:
+        for name in PREFERENCE_SOURCES:
+            try:
+                source = load_source(name)
+            except InvalidInput as exc:
+                echo(f"note: {exc.detail}; training without {name}")
+                continue
+            data.fit += source_examples(source)
+            data.counts[name] = len(source.prompts)
     for path in labels:
         extra = labelled_examples(path, ranks)
         data.fit += extra

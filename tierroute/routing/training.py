@@ -24,22 +24,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from tierroute.routing.datasets import MmluRow, RubricItem
-from tierroute.routing.fit import Example, fit, predict
+from tierroute.routing.fit import Example
 from tierroute.routing.metrics import apgr, routing_curve
-from tierroute.routing.model import FORMAT, LocalModel, content_id, squash, unsquash
+from tierroute.routing.model import LocalModel, unsquash
 
 TIER_TARGET = {1: 0.0, 2: 0.5, 3: 1.0}
 MMLU_LEVEL, MMLU_SPREAD, MMLU_WEIGHT = 0.1, 0.5, 0.01
 RATING_LOW, RATING_HIGH, RATING_WEIGHT = 0.5, 0.7, 1.0
-# Ridge penalty: light for the few, clean labelled rows; MMLU's small weight makes its
-# effective penalty ALPHA / MMLU_WEIGHT = 10, which cross-validation on its training split chose.
-ALPHA, DENSE_SCALE = 0.1, 0.3
-SIGMA_FLOOR = 0.1
 
 RATED_JOBS_SQL = """
     SELECT j.id::text, j.prompt, j.tier, avg(r.satisfaction)::float8, count(*)
@@ -150,23 +145,6 @@ def _choose_thresholds(z: np.ndarray, target: np.ndarray) -> tuple[float, float]
     return low, high
 
 
-def _cross_validated_rms(labelled: Sequence[Example], folds: int = 4) -> float:
-    """RMS error on labelled rows the model did not see: the spread behind confidences."""
-    if len(labelled) < folds * 5:
-        return SIGMA_FLOOR
-    fold = np.asarray(
-        [int(hashlib.sha256(e.prompt.encode()).hexdigest(), 16) % folds for e in labelled]
-    )
-    errors = []
-    for k in range(folds):
-        train = [e for e, f in zip(labelled, fold, strict=True) if f != k]
-        held = [e for e, f in zip(labelled, fold, strict=True) if f == k]
-        fitted = fit(train, alpha=ALPHA, dense_scale=DENSE_SCALE)
-        z = predict(fitted, [e.prompt for e in held])
-        errors.extend(z - np.asarray([e.target for e in held]))
-    return float(np.sqrt(np.mean(np.square(errors))))
-
-
 @dataclass
 class TrainingData:
     """Everything one training run uses, split into fitting and held-out parts."""
@@ -179,37 +157,16 @@ class TrainingData:
 
 
 def train_model(data: TrainingData, *, packaged: bool = False) -> LocalModel:
-    """Fit on `data.fit` and wrap it with thresholds, spread and a version id."""
-    fitted = fit(data.fit, alpha=ALPHA, dense_scale=DENSE_SCALE)
-    labelled = [e for e in data.fit if e.source != "mmlu"]
-    z = predict(fitted, [e.prompt for e in labelled])
-    target = np.asarray([e.target for e in labelled])
-    low, high = _choose_thresholds(z, target)
-    residual = _cross_validated_rms(labelled)
-    ident = content_id([fitted.weights, fitted.dense_weights, np.asarray([fitted.bias])])
+    """Fit the stacked router on `data.fit` and give it a version id."""
+    from tierroute.training.router import build_model
+
+    model = build_model(data.fit, meta={"trained_on": data.counts})
+    ident = model.version.removeprefix("stacked-")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    meta: dict[str, Any] = {
-        "format": FORMAT,
-        "version": f"pkg-{ident}" if packaged else f"{stamp}-{ident[:6]}",
-        "haiku_max": round(squash(low), 6),
-        "opus_min": round(squash(high), 6),
-        "sigma": round(max(SIGMA_FLOOR, residual), 4),
-        "trained_on": data.counts,
-        "alpha": ALPHA,
-        "dense_scale": DENSE_SCALE,
-        "targets": "haiku 0, sonnet 0.5, opus 1; mmlu 0.1 + 0.5*(strong-weak), weight 0.01",
-    }
+    model.meta["version"] = f"pkg-{ident}" if packaged else f"{stamp}-{ident[:6]}"
     if not packaged:
-        meta["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    return LocalModel(
-        idf=fitted.idf.astype(np.float64),
-        weights=fitted.weights.astype(np.float64),
-        dense_mean=fitted.dense_mean.astype(np.float64),
-        dense_std=fitted.dense_std.astype(np.float64),
-        dense_weights=fitted.dense_weights.astype(np.float64),
-        bias=fitted.bias,
-        meta=meta,
-    )
+        model.meta["trained_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return model
 
 
 def model_rank(model: LocalModel, score: float) -> int:

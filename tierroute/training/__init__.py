@@ -1,0 +1,1 @@
+"""Training kit: labelled sources, the router fit and the cross-source report."""
