@@ -56,7 +56,12 @@ def _classifier(name: str) -> Iterator[Any]:
 
 
 @click.command("eval")
-@click.option("--dataset", "dataset", type=FILE, required=True, help="JSONL: prompt + quality.")
+@click.option("--dataset", "dataset", type=FILE, default=None, help="JSONL: prompt + quality.")
+@click.option(
+    "--cross-source",
+    is_flag=True,
+    help="Leave-one-source-out: train on all labelled sources but one, score the one left out.",
+)
 @click.option(
     "--classifier",
     "name",
@@ -69,9 +74,23 @@ def _classifier(name: str) -> Iterator[Any]:
 @click.option("--output-tokens", default=300, show_default=True, help="Assumed per prompt.")
 @friendly_errors
 def eval_command(
-    dataset: Path, name: str, as_json: bool, plot: Path | None, output_tokens: int
+    dataset: Path | None,
+    cross_source: bool,
+    name: str,
+    as_json: bool,
+    plot: Path | None,
+    output_tokens: int,
 ) -> None:
-    """Route an eval set; print the cost-quality curve, APGR, CPT(50%), CPT(80%) and savings."""
+    """Route an eval set; print the cost-quality curve, APGR, CPT(50%), CPT(80%) and savings.
+
+    With --cross-source, judge the local router's training instead: for each labelled
+    source (MMLU, alpaca-eval, arena-bench, rubric), train on the others and score it.
+    """
+    if cross_source:
+        _cross_source_report(as_json)
+        return
+    if dataset is None:
+        raise click.UsageError("give --dataset FILE.jsonl, or --cross-source")
     from tierroute.routing.datasets import read_eval_jsonl
     from tierroute.routing.evaluation import evaluate, format_report, public
     from tierroute.routing.evaluation import plot as draw
@@ -90,6 +109,20 @@ def eval_command(
     click.echo(format_report(report))
     if plot is not None:
         click.echo(f"plot written to {plot}")
+
+
+def _cross_source_report(as_json: bool) -> None:
+    from tierroute.training.cross_source import cross_source, format_cross_source
+    from tierroute.training.router import trainer
+    from tierroute.training.sources import SOURCE_NAMES, load_sources
+
+    if not as_json:
+        click.echo(f"training {len(SOURCE_NAMES)} routers, one per left-out source …", err=True)
+    report = cross_source(load_sources(), trainer)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(format_cross_source(report))
 
 
 @click.command("eval-data")

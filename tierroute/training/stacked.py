@@ -111,7 +111,8 @@ def length_residual(prompts: Sequence[str], gap: np.ndarray) -> np.ndarray:
     coef = np.linalg.lstsq(design, gap, rcond=None)[0]
     residual = gap - design @ coef
     spread = float(np.std(residual))
-    return residual / spread if spread > 0 else residual
+    # Length explains everything (or there is one prompt): nothing is left to learn.
+    return residual / spread if spread > 1e-9 else np.zeros_like(residual)
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> np.ndarray:
