@@ -38,6 +38,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
     )
 
+    # Unset: `hybrid` with an API key (the local model decides when it is sure, Haiku
+    # otherwise, as the design has it), `local` without one (the simulator's Haiku
+    # has nothing to add).
     classifier: str = "local"
     default_tier: str = "sonnet"
     confidence_threshold: float = 0.7
@@ -49,7 +52,8 @@ class Settings(BaseSettings):
     haiku_max_score: float | None = None
     opus_min_score: float | None = None
     # The hybrid classifier asks the llm classifier when the local one is less sure.
-    hybrid_confidence: float = 0.8
+    # 0.75 sends it about a fifth of open-ended prompts (docs/routing.md).
+    hybrid_confidence: float = 0.75
     # Trained versions and calibrated thresholds; unset means data_dir/router.
     router_dir: Path | None = None
 
@@ -235,6 +239,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _known_classifier_and_tier(self) -> Settings:
         from tierroute.tiers import load_tier_table
+
+        if "classifier" not in self.model_fields_set and self.anthropic_api_key is not None:
+            self.classifier = "hybrid"
 
         table = load_tier_table(self.tiers_file)
         if self.default_tier not in table.names:

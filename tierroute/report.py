@@ -57,6 +57,28 @@ SCOPED_QUALITY = """
 
 Rows = tuple[Mapping[Any, Any], Sequence[Mapping[Any, Any]], int]
 
+# Who made each routing decision; a hybrid decision says whether it asked the llm
+# classifier (its version then ends in "+llm").
+DECIDED_BY = """
+    SELECT CASE WHEN d.classifier = 'hybrid' AND d.classifier_version LIKE '%+llm'
+                THEN 'hybrid: asked llm'
+                WHEN d.classifier = 'hybrid' THEN 'hybrid: local'
+                ELSE d.classifier END AS decided_by,
+           count(*) AS decisions
+      FROM routing_decisions d {scope}
+     GROUP BY 1 ORDER BY 2 DESC, 1
+"""
+
+
+def decided_by(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str, int]:
+    """Routing decisions per classifier (manual overrides included), most first."""
+    if api_key_id is None:
+        rows = session.execute(text(DECIDED_BY.format(scope="")))
+    else:
+        scope = "JOIN jobs j ON j.id = d.job_id WHERE j.api_key_id = :key"
+        rows = session.execute(text(DECIDED_BY.format(scope=scope)), {"key": api_key_id})
+    return {str(r.decided_by): int(r.decisions) for r in rows}
+
 
 def _global_rows(session: Session) -> Rows:
     savings = dict(session.execute(text("SELECT * FROM savings")).mappings().one())
@@ -128,6 +150,7 @@ def build_report(
         "cache_savings_usd": float(savings["cache_savings_usd"]),
         "batch_api_calls": int(savings["batch_api_calls"]),
         "batch_api_savings_usd": float(savings["batch_api_savings_usd"]),
+        "decided_by": decided_by(session, api_key_id),
     }
 
 
@@ -171,6 +194,9 @@ def format_report(report: dict[str, Any]) -> str:
             f"Batch API savings:   ${report['batch_api_savings_usd']:.6f}"
             f"  ({report['batch_api_calls']:,} calls at the 50% batch rate)"
         )
+    if report.get("decided_by"):
+        decided = ", ".join(f"{name} {n:,}" for name, n in report["decided_by"].items())
+        lines.append(f"Decided by:          {decided}")
     lines.append("")
     lines.append("Quality by tier (satisfaction 0..1):")
     rated = [row for row in report["distribution"] if row["rated_jobs"]]

@@ -121,3 +121,24 @@ def test_calibrate_hits_target_shares_from_recorded_scores(
         main, ["calibrate", "--haiku-share", "0.4", "--opus-share", "0.4", "--json", "--rescore"]
     )
     assert json.loads(again.output)["source"] == "recent prompts re-scored"
+
+
+def test_the_report_counts_decisions_per_classifier(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tierroute.report import build_report, format_report
+    from tierroute.tiers import default_tier_table
+
+    for prompt in PROMPTS[:3]:
+        run_job(rt, prompt)
+    # Hybrid with a local model never sure enough: every decision asks the llm.
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "hybrid")
+    monkeypatch.setenv("TIERROUTE_HYBRID_CONFIDENCE", "1.0")
+    clear_settings_caches()
+    hybrid = get_runtime()
+    for prompt in PROMPTS[3:5]:
+        run_job(hybrid, prompt)
+    with session_scope() as session:
+        report = build_report(session, default_tier_table())
+    assert report["decided_by"] == {"local": 3, "hybrid: asked llm": 2}
+    assert "Decided by:          local 3, hybrid: asked llm 2" in format_report(report)

@@ -42,3 +42,17 @@ def test_unsafe_values_stop_the_process(field: str, value: object, fragment: str
 
 def test_pasted_postgres_urls_get_the_psycopg_driver() -> None:
     assert Settings(database_url="postgres://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_the_classifier_defaults_to_hybrid_with_an_api_key_and_local_without(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TIERROUTE_CLASSIFIER", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    assert Settings().classifier == "local"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert Settings().classifier == "hybrid"
+    # An explicit choice always wins.
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "local")
+    assert Settings().classifier == "local"
+    assert Settings(classifier="llm").classifier == "llm"
