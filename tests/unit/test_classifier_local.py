@@ -210,3 +210,13 @@ def test_the_demo_sample_set_written_separately_routes_as_labelled(local: LocalC
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     hits = [local.classify(r["prompt"]).tier == labels[r["metadata"]["rubric"]] for r in rows]
     assert len(rows) == 66 and sum(hits) / len(hits) >= 0.9
+
+
+def test_handwritten_lesson_tier_prompts_route_to_their_tier(local: LocalClassifier) -> None:
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "data" / "handwritten_tiers.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    hits = [local.classify(r["prompt"]).tier == r["tier"] for r in rows]
+    # Written by hand after the lesson's tier descriptions, never trained on.
+    assert len(rows) == 36 and sum(hits) / len(hits) >= 0.85
