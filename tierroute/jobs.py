@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -331,20 +331,3 @@ def batch_view(
         "created_at": batch.created_at.isoformat(),
         "mode": batch.mode,
     }
-
-
-def batch_results(
-    session: Session, batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None
-) -> Iterator[dict[str, Any]]:
-    """Views of a batch's finished jobs, streamed in pages."""
-    _get_batch(session, batch_id, api_key_id)
-    finished = [s.value for s in JobStatus if s.finished]
-    query = (
-        select(Job)
-        .where(Job.batch_id == batch_id, Job.status.in_(finished))
-        .order_by(Job.created_at, Job.id)
-        .options(selectinload(Job.routing), selectinload(Job.calls))
-        .execution_options(yield_per=500)
-    )
-    for job in session.scalars(query):
-        yield job_view(job)

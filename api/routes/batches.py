@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
 
 from api.auth import CallerKey
 from api.deps import get_rt, parse_id
+from api.results_stream import NDJSONStream, result_chunks
 from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven, error_responses
 from api.upload import spool_body
 from tierroute.batchapi import (
@@ -22,9 +20,10 @@ from tierroute.batchapi import (
 )
 from tierroute.db import session_scope
 from tierroute.ingest import copy_batch
-from tierroute.jobs import batch_results, batch_view, cancel_batch, redrive_batch
+from tierroute.jobs import batch_view, cancel_batch, redrive_batch
 from tierroute.models import BatchMode
 from tierroute.runtime import Runtime
+from tierroute.store.results import check_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=error_responses(400, 401, 404))
 
@@ -97,15 +96,10 @@ def redrive(batch_id: str, caller: CallerKey) -> BatchRedriven:
 
 
 @router.get("/{batch_id}/results")
-def read_batch_results(batch_id: str, caller: CallerKey) -> StreamingResponse:
-    """Finished jobs of a batch as NDJSON, streamed page by page."""
+async def read_batch_results(batch_id: str, caller: CallerKey) -> NDJSONStream:
+    """Finished jobs of a batch as NDJSON, streamed page by page. No database
+    connection is held while the client reads; one that stops reading is dropped."""
     parsed = parse_id("batch", batch_id)
-    with session_scope() as session:
-        batch_view(session, parsed, api_key_id=caller)  # 404 before the stream starts
-
-    def lines() -> Iterator[bytes]:
-        with session_scope() as session:
-            for view in batch_results(session, parsed, api_key_id=caller):
-                yield (json.dumps(view) + "\n").encode()
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson")
+    # A 404 before the stream starts.
+    await run_in_threadpool(check_batch, parsed, api_key_id=caller)
+    return NDJSONStream(result_chunks(parsed))

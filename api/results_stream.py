@@ -1,0 +1,71 @@
+"""Streaming a batch's results: pages read apart from the writes, and a write timeout.
+
+Each page is read in the thread pool in its own short transaction
+(tierroute/store/results.py), so between pages the stream holds no database
+connection, whatever the client does. A client that stops reading is dropped
+after WRITE_TIMEOUT_S instead of keeping its response open for ever.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from starlette.types import Message, Send
+
+from tierroute.store.results import PageKey, read_page
+
+log = logging.getLogger(__name__)
+
+# How long one write may wait for the client to take earlier bytes. A reader that
+# is merely slow takes some bytes every few seconds; one that took none for this
+# long has stalled or gone.
+WRITE_TIMEOUT_S = 60.0
+# Bytes per write: what a stalled client can leave buffered in the server beyond
+# the transport's own high-water mark, instead of a whole page.
+WRITE_BYTES = 64 * 1024
+
+
+class _Stalled(Exception):
+    """The client took no bytes for the write timeout."""
+
+
+async def result_chunks(batch_id: uuid.UUID) -> AsyncIterator[bytes]:
+    """The batch's finished jobs as NDJSON, a page read at a time, in WRITE_BYTES pieces."""
+    after: PageKey | None = None
+    while True:
+        page = await run_in_threadpool(read_page, batch_id, after)
+        data = memoryview(page.ndjson)
+        for start in range(0, len(data), WRITE_BYTES):
+            yield bytes(data[start : start + WRITE_BYTES])
+        if page.next is None:
+            return
+        after = page.next
+
+
+class NDJSONStream(StreamingResponse):
+    """A StreamingResponse whose writes give up on a client that stops reading.
+
+    On a stall the response ends unfinished (no last chunk), so the client sees a
+    cut stream, not a complete one, and the server closes the connection.
+    """
+
+    media_type = "application/x-ndjson"
+
+    async def stream_response(self, send: Send) -> None:
+        timeout_s = WRITE_TIMEOUT_S  # read per response, so tests can lower it
+
+        async def send_or_give_up(message: Message) -> None:
+            with anyio.move_on_after(timeout_s) as scope:
+                await send(message)
+            if scope.cancelled_caught:
+                raise _Stalled
+
+        try:
+            await super().stream_response(send_or_give_up)
+        except _Stalled:
+            log.warning("results stream: the client took nothing for %g s; closing", timeout_s)
