@@ -21,9 +21,9 @@ from tierroute.store.results import PageKey, read_page
 
 log = logging.getLogger(__name__)
 
-# How long one write may wait for the client to take earlier bytes. A reader that
-# is merely slow takes some bytes every few seconds; one that took none for this
-# long has stalled or gone.
+# How long one write may wait for the client to take the earlier ones (the server
+# buffers about 64 KB). A reader that is merely slow drains that in seconds; one
+# that has not for this long has stalled or gone.
 WRITE_TIMEOUT_S = 60.0
 # Bytes per write: what a stalled client can leave buffered in the server beyond
 # the transport's own high-water mark, instead of a whole page.
@@ -31,7 +31,7 @@ WRITE_BYTES = 64 * 1024
 
 
 class _Stalled(Exception):
-    """The client took no bytes for the write timeout."""
+    """The client did not take a write within the write timeout."""
 
 
 async def result_chunks(batch_id: uuid.UUID) -> AsyncIterator[bytes]:
@@ -68,4 +68,4 @@ class NDJSONStream(StreamingResponse):
         try:
             await super().stream_response(send_or_give_up)
         except _Stalled:
-            log.warning("results stream: the client took nothing for %g s; closing", timeout_s)
+            log.warning("results stream: the client took no write for %g s; closing", timeout_s)
