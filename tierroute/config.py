@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     # Seconds an API process reuses the Postgres aggregates of /metrics, so scrapers
     # cost one table pass per window however many they are; 0 reads on every scrape.
     metrics_cache_s: float = Field(default=10.0, ge=0)
+    # Shadow judging (tierroute/shadow.py): this share of finished jobs (by a hash of
+    # the job id; 0 = off) is also answered on the neighbouring tier, and a judge
+    # (default: the top tier's model) says whether the cheaper answer is as good.
+    # Their calls, the learning cost, stay within shadow_max_share of the day's
+    # completion spend, and within the key's and the global budgets.
+    shadow_rate: float = Field(default=0.0, ge=0, le=1)
+    judge_model: str | None = None
+    shadow_max_share: float = Field(default=0.2, ge=0)
 
     @field_validator("confidence_threshold", "hybrid_confidence")
     @classmethod

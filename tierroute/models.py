@@ -76,10 +76,16 @@ class BatchMode(StrEnum):
 
 
 class CallPurpose(StrEnum):
-    """Why a model call was made: to route a job, or to answer it."""
+    """Why a model call was made: to route a job, to answer it, or to learn from it.
+
+    A shadow call answers a finished job again on the neighbouring tier; a judge call
+    compares the two answers (tierroute/shadow.py). Both are learning cost.
+    """
 
     CLASSIFY = "classify"
     COMPLETE = "complete"
+    SHADOW = "shadow"
+    JUDGE = "judge"
 
 
 class ApiKey(Base):
@@ -291,3 +297,25 @@ class Rating(Base):
     satisfaction: Mapped[float] = mapped_column(Float)
     comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _utc_now_column()
+
+
+class ShadowVerdict(Base):
+    """A judge's verdict on a shadow-judged job: is the cheaper tier's answer as good?
+
+    Pending (as_good NULL) while its calls are in flight: `reserved_usd` is then their
+    worst case, counted against the learning-cost cap until they are billed.
+    """
+
+    __tablename__ = "shadow_verdicts"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    cheaper_tier: Mapped[str] = mapped_column(String(20))
+    dearer_tier: Mapped[str] = mapped_column(String(20))
+    judge_model: Mapped[str] = mapped_column(String(100))
+    as_good: Mapped[bool | None] = mapped_column()
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    reserved_usd: Mapped[Decimal | None] = mapped_column(USD)
+    created_at: Mapped[datetime] = _utc_now_column()
+    judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

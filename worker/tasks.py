@@ -10,7 +10,8 @@ from celery import Task
 from tierroute.classify_batch import classify_batch
 from tierroute.dbretry import DATABASE_ERRORS, database_wait_s
 from tierroute.pipeline import RetryLater, classify_job
-from tierroute.runtime import get_runtime
+from tierroute.runtime import Runtime, get_runtime
+from tierroute.shadow import chosen, shadow_job
 from worker.call_loop import call_loop
 from worker.celery_app import app
 
@@ -18,6 +19,7 @@ CLASSIFY = "tierroute.classify"
 CLASSIFY_MANY = "tierroute.classify_many"
 COMPLETE = "tierroute.complete"
 COMPLETE_MANY = "tierroute.complete_many"
+SHADOW = "tierroute.shadow"
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def complete(self: Task, job_id: str) -> None:
     [delay_s] = call_loop(runtime).run_jobs(runtime, [job_id])
     if delay_s is not None:  # held, rate limited, failed transiently, or no database
         raise self.retry(countdown=delay_s, max_retries=None)
+    _judge_later(runtime, [job_id], self.request.delivery_info)
 
 
 @app.task(name=COMPLETE_MANY, bind=True, max_retries=None)
@@ -83,6 +86,27 @@ def complete_many(self: Task, job_ids: list[str], queue: str) -> None:
     for job_id, delay_s in zip(job_ids, delays, strict=True):
         if delay_s is not None:  # held, rate limited or failed transiently: rare
             complete.apply_async(args=[job_id], queue=queue, countdown=delay_s)
+    done = [j for j, d in zip(job_ids, delays, strict=True) if d is None]
+    _judge_later(runtime, done, {"routing_key": queue})
+
+
+@app.task(name=SHADOW, bind=True, max_retries=None)
+def shadow(self: Task, job_id: str) -> None:
+    """Judge a finished job against its neighbouring tier (tierroute/shadow.py)."""
+    try:
+        shadow_job(get_runtime(), uuid.UUID(job_id))
+    except DATABASE_ERRORS as exc:
+        raise _database_retry(self, exc) from exc
+
+
+def _judge_later(runtime: Runtime, job_ids: list[str], delivery: dict[str, object] | None) -> None:
+    # Chosen jobs are judged by a task of their own on the same tier queue, so the
+    # learning never holds up an answer; a job that did not succeed is skipped there.
+    rate = runtime.settings.shadow_rate
+    queue = str((delivery or {}).get("routing_key") or "") or None
+    for job_id in job_ids:
+        if chosen(job_id, rate):
+            shadow.apply_async(args=[job_id], queue=queue)
 
 
 def tier_messages(

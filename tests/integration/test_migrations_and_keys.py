@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 VIEWS = {"cost_by_tier_day", "savings", "tier_quality"}
 TABLES = {
     "jobs", "batches", "routing_decisions", "model_calls", "ratings", "api_keys",
-    "provider_batches", "budget_holds",
+    "provider_batches", "budget_holds", "shadow_verdicts",
 }  # fmt: skip
 
 

@@ -47,6 +47,7 @@ RUNTIME_FIELDS = frozenset(
         "batch_processing_s",
         "batch_result_sequence",
         "batch_create_fault",
+        "judge_rule_words",
     }
 )
 
@@ -100,6 +101,9 @@ class SimulatorConfig(BaseSettings):
     # "hang_after_accept": a create is accepted (its batch runs and bills), and its
     # answer waits timeout_sleep_s, so a client with a shorter timeout never sees it.
     batch_create_fault: Literal["hang_after_accept"] | None = None
+    # Shadow judging's hidden rule (simulator/judge.py): the judge finds the cheaper
+    # answer worse exactly when the prompt names one of these words; empty: the rubric.
+    judge_rule_words: list[str] = Field(default_factory=list)
 
     # The tier table that says which model accepts which shapes. Defaults to the
     # app's own override (TIERROUTE_TIERS_FILE) so both sides agree, else the bundled one.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tierroute.simulator.config import SimulatorConfig
+from tierroute.simulator.judge import is_judge_schema, judge_verdict
 from tierroute.simulator.rubric import classify, prompt_to_classify
 from tierroute.simulator.schema import SchemaGenerator
 from tierroute.simulator.text import (
@@ -84,12 +85,21 @@ def _fit_text(text: str, schema: dict[str, Any]) -> str:
     return text[: int(high)] if high is not None else text
 
 
-def structured_value(request: MessageRequest, seed: int) -> Any:
-    """A JSON value valid for the request's schema; the classifier gets a rubric verdict."""
+def structured_value(
+    request: MessageRequest, seed: int, rule_words: list[str] | None = None
+) -> Any:
+    """A JSON value valid for the request's schema; the classifier and the judge get verdicts."""
+    rule_words = rule_words or []
     assert request.schema is not None
     generator = SchemaGenerator(request.schema, random.Random(seed))
     value = generator.generate(request.schema)
-    if is_classifier_schema(generator) and isinstance(value, dict):
+    judge_properties: Any = generator.resolve(generator.root).get("properties")
+    if is_judge_schema(judge_properties) and isinstance(value, dict):
+        as_good, reasoning = judge_verdict(last_user_text(request.messages), rule_words)
+        value["cheaper_as_good"] = as_good
+        reasoning_schema = generator.resolve(judge_properties["reasoning"])
+        value["reasoning"] = _fit_text(reasoning, reasoning_schema)
+    elif is_classifier_schema(generator) and isinstance(value, dict):
         properties = generator.resolve(request.schema)["properties"]
         verdict = classify(prompt_to_classify(last_user_text(request.messages)))
         value["tier"] = _fit_tier(verdict.tier, generator.resolve(properties["tier"]))
@@ -157,7 +167,7 @@ def build_reply(
     if request.schema is not None and fault is not None:
         text, stop_reason, details = _faulty_structured_reply(request, fault, remaining)
     elif request.schema is not None:
-        full = json.dumps(structured_value(request, seed))
+        full = json.dumps(structured_value(request, seed, config.judge_rule_words))
         text = truncate_to_tokens(full, remaining)
         # Like the real API, a too-small max_tokens cuts the JSON off mid-document.
         stop_reason = "end_turn" if text == full else "max_tokens"
