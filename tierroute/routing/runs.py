@@ -17,9 +17,11 @@ from tierroute.routing.training import (
     mmlu_examples,
     promotion_verdict,
     rating_examples,
+    read_judged_jobs,
     read_rated_jobs,
     rubric_examples,
     train_model,
+    verdict_examples,
 )
 from tierroute.tiers import default_tier_table
 from tierroute.training.router import PREFERENCE_SOURCES, source_examples
@@ -83,6 +85,17 @@ def gather(
                 f"ratings: {len(jobs)} rated jobs, {len(lessons)} lessons for training, "
                 f"{len(data.ratings_holdout)} jobs held out"
             )
+            # Shadow judging's verdicts come from the same database, under the same guard.
+            judged = read_judged_jobs(settings.database_url, ranks)
+            fit_judged = [j for j in judged if not j.heldout]
+            data.verdicts_holdout = [j for j in judged if j.heldout]
+            if judged:
+                data.fit += verdict_examples(fit_judged)
+                data.counts["verdicts"] = len(fit_judged)
+                echo(
+                    f"verdicts: {len(judged)} judged jobs, {len(fit_judged)} for training, "
+                    f"{len(data.verdicts_holdout)} held out"
+                )
     return data
 
 

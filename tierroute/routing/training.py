@@ -10,10 +10,13 @@ Sources, each turned into targets on the 0 (Haiku) .. 0.5 (Sonnet) .. 1 (Opus) s
   the next tier up; 0.7 or more on a tier below the top confirms that tier. Ratings of
   the top tier, and ratings in between, teach nothing about the cheaper tiers and are
   skipped. A quarter of rated jobs (by a hash of the job id) is held out.
+- the shadow_verdicts table (tierroute/shadow.py): a judge found the cheaper tier's
+  answer as good as the dearer one's (the cheaper tier's target) or not (the dearer
+  tier's). A quarter of judged jobs (by a hash of the job id) is held out.
 
 A new version is compared with the current one on held-out data only: rubric accuracy,
-MMLU APGR and agreement with held-out ratings, whichever are available, averaged. It is
-promoted only when that average is not lower.
+MMLU APGR, agreement with held-out ratings and with held-out verdicts, whichever are
+available, averaged. It is promoted only when that average is not lower.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tierroute.routing.model import LocalModel, unsquash
 TIER_TARGET = {1: 0.0, 2: 0.5, 3: 1.0}
 MMLU_LEVEL, MMLU_SPREAD, MMLU_WEIGHT = 0.1, 0.5, 0.01
 RATING_LOW, RATING_HIGH, RATING_WEIGHT = 0.5, 0.7, 1.0
+VERDICT_WEIGHT = 1.0
 
 RATED_JOBS_SQL = """
     SELECT j.id::text, j.prompt, j.tier, avg(r.satisfaction)::float8, count(*)
@@ -58,7 +62,7 @@ class RatedJob:
     @property
     def heldout(self) -> bool:
         """A quarter of rated jobs, by a hash of the id, is kept for evaluation."""
-        return int(hashlib.sha256(self.job_id.encode()).hexdigest(), 16) % 4 == 0
+        return _held_out(self.job_id)
 
     def lesson(self, top_rank: int) -> tuple[str, int] | None:
         """('above', t): needed a tier above t; ('within', t): t was enough; None: no lesson."""
@@ -67,6 +71,67 @@ class RatedJob:
         if self.satisfaction >= RATING_HIGH and self.tier_rank < top_rank:
             return ("within", self.tier_rank)
         return None
+
+
+JUDGED_JOBS_SQL = """
+    SELECT v.job_id::text, j.prompt, v.cheaper_tier, v.dearer_tier, v.as_good
+      FROM shadow_verdicts v JOIN jobs j ON j.id = v.job_id
+     WHERE v.as_good IS NOT NULL
+     ORDER BY v.job_id
+"""
+
+
+def _held_out(job_id: str) -> bool:
+    return int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % 4 == 0
+
+
+@dataclass(frozen=True)
+class JudgedJob:
+    """A shadow-judged job: its prompt, the two tiers compared, and the judge's verdict."""
+
+    job_id: str
+    prompt: str
+    cheaper_rank: int
+    dearer_rank: int
+    as_good: bool
+
+    @property
+    def heldout(self) -> bool:
+        """A quarter of judged jobs, by a hash of the id, is kept for evaluation."""
+        return _held_out(self.job_id)
+
+    @property
+    def target_rank(self) -> int:
+        """The cheapest tier the verdict says is enough."""
+        return self.cheaper_rank if self.as_good else self.dearer_rank
+
+    def agrees(self, predicted_rank: int) -> bool:
+        """Whether a routing to `predicted_rank` is what the verdict asks for."""
+        if self.as_good:
+            return predicted_rank <= self.cheaper_rank
+        return predicted_rank >= self.dearer_rank
+
+
+def read_judged_jobs(database_url: str, tier_ranks: dict[str, int]) -> list[JudgedJob]:
+    """Judged jobs from the shadow_verdicts table (joined with jobs)."""
+    import psycopg
+
+    url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(JUDGED_JOBS_SQL).fetchall()
+    return [
+        JudgedJob(str(r[0]), str(r[1]), tier_ranks[str(r[2])], tier_ranks[str(r[3])], bool(r[4]))
+        for r in rows
+        if str(r[2]) in tier_ranks and str(r[3]) in tier_ranks
+    ]
+
+
+def verdict_examples(jobs: Sequence[JudgedJob]) -> list[Example]:
+    """What each verdict teaches: the target of the cheapest tier it found enough."""
+    return [
+        Example(j.prompt, TIER_TARGET[min(j.target_rank, 3)], VERDICT_WEIGHT, "verdicts")
+        for j in jobs
+    ]
 
 
 def read_rated_jobs(database_url: str, tier_ranks: dict[str, int]) -> list[RatedJob]:
@@ -153,6 +218,7 @@ class TrainingData:
     rubric_holdout: list[RubricItem] = field(default_factory=list)
     mmlu_holdout: list[MmluRow] = field(default_factory=list)
     ratings_holdout: list[RatedJob] = field(default_factory=list)
+    verdicts_holdout: list[JudgedJob] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -179,7 +245,7 @@ def model_rank(model: LocalModel, score: float) -> int:
 def heldout_scores(
     model: LocalModel, data: TrainingData, ranks: dict[str, int], top_rank: int
 ) -> dict[str, float]:
-    """Rubric accuracy, MMLU APGR and ratings agreement on the held-out parts present."""
+    """Rubric accuracy, MMLU APGR, ratings and verdicts agreement on the held-out parts present."""
     scores: dict[str, float] = {}
     if data.rubric_holdout:
         hits = [
@@ -204,6 +270,10 @@ def heldout_scores(
         agreements.append(predicted > rank if kind == "above" else predicted <= rank)
     if agreements:
         scores["ratings_agreement"] = round(float(np.mean(agreements)), 4)
+    if data.verdicts_holdout:
+        judged = data.verdicts_holdout
+        hits = [j.agrees(model_rank(model, model.score(j.prompt))) for j in judged]
+        scores["verdicts_agreement"] = round(float(np.mean(hits)), 4)
     if scores:
         scores["overall"] = round(float(np.mean(list(scores.values()))), 4)
     return scores
