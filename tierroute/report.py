@@ -70,6 +70,49 @@ DECIDED_BY = """
 """
 
 
+# Shadow judging's learning cost (tierroute/shadow.py): its calls, kept apart from
+# the cost of answering, with today's (UTC) share of completion spend, which
+# TIERROUTE_SHADOW_MAX_SHARE caps. Also counted in total_cost_usd and saved_usd.
+LEARNING = """
+    SELECT coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose IN ('shadow', 'judge')), 0)
+               AS learning_cost_usd,
+           count(*) FILTER (WHERE c.purpose = 'shadow') AS shadow_calls,
+           count(*) FILTER (WHERE c.purpose = 'judge') AS judge_calls,
+           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose IN ('shadow', 'judge')
+                                              AND c.created_at >= day.start), 0)
+               AS learning_today_usd,
+           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'complete'
+                                              AND c.created_at >= day.start), 0)
+               AS completion_today_usd
+      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id,
+           (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start) day
+     WHERE c.purpose IN ('shadow', 'judge', 'complete') {scope}
+"""
+VERDICTS = """
+    SELECT count(*) AS judged_jobs, count(*) FILTER (WHERE v.as_good) AS cheaper_as_good
+      FROM shadow_verdicts v JOIN jobs j ON j.id = v.job_id
+     WHERE v.as_good IS NOT NULL {scope}
+"""
+
+
+def learning(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Shadow judging's cost, calls and verdicts, and today's learning share."""
+    scope = "" if api_key_id is None else "AND j.api_key_id = :key"
+    params = {} if api_key_id is None else {"key": api_key_id}
+    row = session.execute(text(LEARNING.format(scope=scope)), params).mappings().one()
+    verdicts = session.execute(text(VERDICTS.format(scope=scope)), params).mappings().one()
+    today, completion = float(row["learning_today_usd"]), float(row["completion_today_usd"])
+    return {
+        "learning_cost_usd": float(row["learning_cost_usd"]),
+        "shadow_calls": int(row["shadow_calls"]),
+        "judge_calls": int(row["judge_calls"]),
+        "judged_jobs": int(verdicts["judged_jobs"]),
+        "judged_cheaper_as_good": int(verdicts["cheaper_as_good"]),
+        "learning_cost_today_usd": today,
+        "learning_share_today_pct": round(100 * today / completion, 2) if completion else None,
+    }
+
+
 def decided_by(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str, int]:
     """Routing decisions per classifier (manual overrides included), most first."""
     if api_key_id is None:
@@ -151,6 +194,7 @@ def build_report(
         "batch_api_calls": int(savings["batch_api_calls"]),
         "batch_api_savings_usd": float(savings["batch_api_savings_usd"]),
         "decided_by": decided_by(session, api_key_id),
+        **learning(session, api_key_id),
     }
 
 
@@ -193,6 +237,14 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(
             f"Batch API savings:   ${report['batch_api_savings_usd']:.6f}"
             f"  ({report['batch_api_calls']:,} calls at the 50% batch rate)"
+        )
+    if report.get("shadow_calls") or report.get("judge_calls"):
+        share = report.get("learning_share_today_pct")
+        share_text = f"{share:.1f}% of today's completion cost" if share is not None else "n/a"
+        lines.append(
+            f"Learning cost:       ${report['learning_cost_usd']:.6f}"
+            f"  ({report['judged_jobs']:,} jobs shadow-judged,"
+            f" {report['judged_cheaper_as_good']:,} cheaper answers as good; {share_text})"
         )
     if report.get("decided_by"):
         decided = ", ".join(f"{name} {n:,}" for name, n in report["decided_by"].items())

@@ -146,3 +146,36 @@ def test_a_budget_without_room_for_the_learning_leaves_the_job_unjudged(
     assert query(clean_db, "SELECT count(*) FROM shadow_verdicts")[0][0] == 0
     assert query(clean_db, "SELECT count(*) FROM model_calls")[0][0] == 1
     assert query(clean_db, "SELECT count(*) FROM budget_holds")[0][0] == 0
+
+
+def test_the_report_and_the_dashboard_show_the_learning_cost_apart(
+    rt: Runtime, clean_db: Services
+) -> None:
+    from tierroute.dashboard import render_dashboard
+    from tierroute.dashboard.data import LEARNING, load_dashboard, spend_by_day
+    from tierroute.report import build_report, format_report
+
+    run_job(rt, "Translate 'good night' into German.")  # answered, not judged
+    judged = run_job(rt, SIMPLE)
+    assert shadow_job(rt, judged) is True
+    [(learning, completion)] = query(
+        clean_db,
+        "SELECT sum(cost_usd) FILTER (WHERE purpose IN ('shadow', 'judge')),"
+        " sum(cost_usd) FILTER (WHERE purpose = 'complete') FROM model_calls",
+    )
+    with session_scope() as session:
+        report = build_report(session, rt.tiers)
+        dashboard = load_dashboard(session, rt.tiers)
+    assert report["learning_cost_usd"] == pytest.approx(float(learning))
+    assert report["completion_cost_usd"] == pytest.approx(float(completion))
+    assert (report["shadow_calls"], report["judge_calls"], report["judged_jobs"]) == (1, 1, 1)
+    assert report["judged_cheaper_as_good"] == 1
+    assert report["learning_share_today_pct"] == pytest.approx(
+        100 * float(learning) / float(completion), abs=0.01
+    )
+    assert "Learning cost:       $" in format_report(report)
+    # The learning calls are a series of their own, not the tiers' completions.
+    series = spend_by_day(dashboard, rt.tiers)
+    assert sum(series[LEARNING]) == pytest.approx(float(learning))
+    assert sum(series["haiku"]) == pytest.approx(float(completion))
+    assert 'data-tile="learning"' in render_dashboard(dashboard, rt.tiers)

@@ -17,6 +17,8 @@ from tierroute.tiers import TierTable
 
 MILLION = Decimal(1_000_000)
 CLASSIFIER = "classifier"  # the series of the router's own calls
+LEARNING = "learning"  # shadow judging's shadow and judge calls (tierroute/shadow.py)
+LEARNING_PURPOSES = frozenset({"shadow", "judge"})
 
 # Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,
 # as in report.py (a /v1/route call has no job and names its key itself).
@@ -182,13 +184,18 @@ def cache_savings(daily: list[DailyCost], tiers: TierTable) -> CacheSavings:
 
 
 def spend_by_day(data: DashboardData, tiers: TierTable) -> dict[str, list[float]]:
-    """USD per day: one series per tier's completions, plus the classifier's calls."""
+    """USD per day: one series per tier's completions, the classifier's calls, and learning.
+
+    Shadow judging's calls are a series of their own, shown only when there are some.
+    """
     index = {day: i for i, day in enumerate(data.days)}
     # Every tier gets a series, in tier order, so colours and the legend never move.
     series = {name: [0.0] * len(data.days) for name in [*tiers.names, CLASSIFIER]}
     for row in data.daily:
         if row.day in index:
             name = CLASSIFIER if row.purpose == "classify" else row.tier
+            if row.purpose in LEARNING_PURPOSES:
+                name = LEARNING
             series.setdefault(name, [0.0] * len(data.days))[index[row.day]] += row.cost_usd
     return series
 

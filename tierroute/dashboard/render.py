@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from html import escape
+from typing import Any
 
-from tierroute.dashboard.data import CLASSIFIER, DashboardData, cumulative_savings, spend_by_day
+from tierroute.dashboard.data import (
+    CLASSIFIER,
+    LEARNING,
+    DashboardData,
+    cumulative_savings,
+    spend_by_day,
+)
 from tierroute.dashboard.svg import Frame, Series, hbars, line_chart, stacked_bars
 from tierroute.tiers import TierTable
 
-TIER_COLORS = {"haiku": "#10b981", "sonnet": "#3b82f6", "opus": "#8b5cf6", CLASSIFIER: "#9ca3af"}
+TIER_COLORS = {
+    "haiku": "#10b981", "sonnet": "#3b82f6", "opus": "#8b5cf6", CLASSIFIER: "#9ca3af",
+    LEARNING: "#f59e0b",
+}  # fmt: skip
 OTHER_COLORS = ("#f59e0b", "#ef4444", "#14b8a6", "#6366f1")
 ACTUAL_COLOR = "#0f766e"
 IF_OPUS_COLOR = "#c026d3"
@@ -124,8 +134,19 @@ def _tiles(data: DashboardData) -> str:
                 "classifier",
             ),
             cache_tile,
+            *_learning_tile(r),
         ]
     )
+
+
+def _learning_tile(r: dict[str, Any]) -> list[str]:
+    """Shadow judging's cost, apart from the cost of answering; none while it is off."""
+    if not (r.get("shadow_calls") or r.get("judge_calls")):
+        return []
+    share = r.get("learning_share_today_pct")
+    today = f"; today {share:.1f}% of completions" if share is not None else ""
+    sub = f"{r['judged_jobs']:,} jobs shadow-judged{today}"
+    return [_tile("Learning cost", usd(r["learning_cost_usd"]), sub, "learning")]
 
 
 def _batches_table(data: DashboardData) -> str:
