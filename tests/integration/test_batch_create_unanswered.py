@@ -7,7 +7,6 @@ billed twice. Now the next poll looks for the accepted batch first and adopts it
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -33,16 +32,25 @@ __all__ = ["configure"]  # the fixture, shared with test_batch_api
 PROCESSING_S = 1.0
 
 
-def batches_created_since(rt: Runtime, since: datetime) -> list[str]:
-    """Ids of the simulator's Message Batches created since `since` (the list endpoint)."""
-    return [b.id for b in rt.client.messages.batches.list(limit=1000) if b.created_at >= since]
+def batch_ids(rt: Runtime) -> set[str]:
+    """Ids of every Message Batch the simulator holds (the list endpoint)."""
+    return {b.id for b in rt.client.messages.batches.list(limit=1000)}
+
+
+def batches_created_since(rt: Runtime, before: set[str]) -> list[str]:
+    """Ids of the Message Batches created since `before` was taken.
+
+    By id, not by time: other tests share the session's simulator, and their batches
+    can be created within the same second.
+    """
+    return sorted(batch_ids(rt) - before)
 
 
 def test_a_create_accepted_but_unanswered_is_found_not_made_twice(
     configure: Configure, sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = configure()
-    began = datetime.now(UTC) - timedelta(seconds=1)
+    began = batch_ids(rt)
     batch_id, ids = submit([f"{PROMPTS['haiku']} #{n}" for n in range(3)], force_tier="haiku")
     classify_all(rt, ids)
 
@@ -75,7 +83,7 @@ def test_a_create_never_accepted_is_made_on_the_next_poll(
     configure: Configure, sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = configure()
-    began = datetime.now(UTC) - timedelta(seconds=1)
+    began = batch_ids(rt)
     batch_id, ids = submit([f"{PROMPTS['haiku']} #{n}" for n in range(2)], force_tier="haiku")
     classify_all(rt, ids)
     sim.configure(batch_processing_s=0, fault_sequence=[])
