@@ -17,7 +17,7 @@ from tierroute.routing import store
 from tierroute.routing.metrics import apgr, routing_curve
 from tierroute.routing.model import LocalModel
 from tierroute.runtime import get_runtime
-from tierroute.simulator.topics import topic_prompts
+from tierroute.simulator.topics import UNSEEN_ASIDES, topic_prompts
 from tierroute.specs import JobSpec
 
 pytestmark = pytest.mark.integration
@@ -53,7 +53,7 @@ def test_train_learns_a_hidden_rule_from_verdicts_and_promotes(
     monkeypatch.setenv("TIERROUTE_ROUTER_DIR", str(tmp_path / "router"))
     clear_settings_caches()
     get_runtime()  # opens this process's database engine
-    fresh = topic_prompts(500, seed=7)
+    fresh = topic_prompts(500, seed=7, asides=UNSEEN_ASIDES)
     assert rule_apgr(store.load_packaged(), fresh) < 0.6  # the packaged router cannot tell
     judged_jobs(clean_db, topic_prompts(400, seed=1))
     out = CliRunner().invoke(main, ["train", "--no-mmlu", "--json"])

@@ -38,10 +38,18 @@ ASIDES = (
 )  # fmt: skip
 
 
+# Asides the prompts of learning traffic never use: fresh traffic for evaluation
+# shares only the topic words with it.
+UNSEEN_ASIDES = (
+    "for my grandmother", "on the night train", "in the city archive", "for a podcast",
+    "before the exam", "at the harbour fair", "for new staff", "in two sentences",
+)  # fmt: skip
 HARD_SHARE = 0.2
 
 
-def topic_prompts(count: int, seed: int, hard_share: float = HARD_SHARE) -> list[tuple[str, bool]]:
+def topic_prompts(
+    count: int, seed: int, hard_share: float = HARD_SHARE, asides: tuple[str, ...] = ASIDES
+) -> list[tuple[str, bool]]:
     """`count` prompts and whether each is hard (`hard_share` of them), in a seeded order."""
     rng = random.Random(seed)
     prompts = []
@@ -49,7 +57,7 @@ def topic_prompts(count: int, seed: int, hard_share: float = HARD_SHARE) -> list
     for i in range(count):
         hard = i < hard_count
         topic = rng.choice(HARD_TOPICS if hard else EASY_TOPICS)
-        text = rng.choice(TEMPLATES).format(topic=topic, aside=rng.choice(ASIDES))
+        text = rng.choice(TEMPLATES).format(topic=topic, aside=rng.choice(asides))
         prompts.append((text, hard))
     rng.shuffle(prompts)
     return prompts
