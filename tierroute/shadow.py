@@ -33,6 +33,7 @@ from tierroute.db import raw_transaction
 from tierroute.errors import ProviderError, RateLimited
 from tierroute.limited import limited_call
 from tierroute.models import CallPurpose
+from tierroute.pipeline import RetryLater
 from tierroute.provider import CallResult, build_completion_params
 from tierroute.runtime import Runtime
 from tierroute.tiers import Tier, TierTable
@@ -248,8 +249,12 @@ def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | N
     return job, hold
 
 
-def shadow_job(rt: Runtime, job_id: uuid.UUID) -> bool | None:
-    """Judge one finished job if it is chosen and the cap allows; its verdict or None."""
+def shadow_job(rt: Runtime, job_id: uuid.UUID) -> bool | RetryLater | None:
+    """Judge one finished job if it is chosen and the cap allows; its verdict or None.
+
+    RetryLater: the rate limiter held the shadow call back before anything was billed,
+    and the reservation was let go; the task asks again after the delay.
+    """
     if not chosen(job_id, rt.settings.shadow_rate):
         return None
     reserved = _reserve(rt, job_id)
@@ -258,16 +263,24 @@ def shadow_job(rt: Runtime, job_id: uuid.UUID) -> bool | None:
     job, hold = reserved
     calls: list[CallResult] = []
     verdict: tuple[bool, str] | None = None
+    retry: RetryLater | None = None
     try:
         shadow = _call(rt, job.shadow_params, CallPurpose.SHADOW)
         calls.append(shadow)
         judged = _call(rt, job.judge_params(shadow.text), CallPurpose.JUDGE)
         calls.append(judged)
         verdict = parse_verdict(judged)
-    except (ProviderError, RateLimited) as exc:
-        log.warning("shadow: job %s not judged: %s", job_id, exc)
+    except RateLimited as exc:
+        if not calls:  # nothing billed yet: judge it once the limiter has room
+            delay = min(exc.wait_s, rt.settings.retry_backoff_max_s)
+            retry = RetryLater(delay_s=delay, reason=f"{exc.detail}; retrying in {delay:.1f}s")
+        log.info("shadow: job %s: %s", job_id, exc.detail)
+    except ProviderError as exc:
+        log.warning("shadow: job %s not judged: %s", job_id, exc.detail)
     finally:
         _settle(job_id, hold, calls, verdict)
+    if retry is not None:
+        return retry
     return None if verdict is None else verdict[0]
 
 

@@ -94,9 +94,11 @@ def complete_many(self: Task, job_ids: list[str], queue: str) -> None:
 def shadow(self: Task, job_id: str) -> None:
     """Judge a finished job against its neighbouring tier (tierroute/shadow.py)."""
     try:
-        shadow_job(get_runtime(), uuid.UUID(job_id))
+        outcome = shadow_job(get_runtime(), uuid.UUID(job_id))
     except DATABASE_ERRORS as exc:
         raise _database_retry(self, exc) from exc
+    if isinstance(outcome, RetryLater):  # the rate limiter said wait; nothing was billed
+        raise self.retry(countdown=outcome.delay_s, max_retries=None)
 
 
 def _judge_later(runtime: Runtime, job_ids: list[str], delivery: dict[str, object] | None) -> None:

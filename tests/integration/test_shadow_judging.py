@@ -9,10 +9,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import Services, clear_settings_caches
+from tests.conftest import Services, clear_rate_limits, clear_settings_caches
 from tierroute.db import session_scope
 from tierroute.jobs import create_job
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.pipeline import RetryLater, classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.shadow import chosen, shadow_job
 from tierroute.simulator import RunningSimulator
@@ -179,3 +179,26 @@ def test_the_report_and_the_dashboard_show_the_learning_cost_apart(
     assert sum(series[LEARNING]) == pytest.approx(float(learning))
     assert sum(series["haiku"]) == pytest.approx(float(completion))
     assert 'data-tile="learning"' in render_dashboard(dashboard, rt.tiers)
+
+
+def test_a_rate_limited_shadow_call_is_tried_later_with_nothing_billed(
+    clean_db: Services, sim: RunningSimulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TIERROUTE_ROUTER_DIR", str(tmp_path / "router"))
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "local")
+    monkeypatch.setenv("TIERROUTE_SHADOW_RATE", "1")
+    monkeypatch.setenv("TIERROUTE_SHADOW_MAX_SHARE", "100")
+    # One Sonnet request a minute: the second haiku job's shadow call must wait.
+    monkeypatch.setenv("TIERROUTE_RATE_LIMIT_OVERRIDES", '{"sonnet": {"rpm": 1}}')
+    clear_settings_caches()
+    rt = get_runtime()
+    first, second = run_job(rt, SIMPLE), run_job(rt, f"{SIMPLE} Briefly.")
+    assert shadow_job(rt, first) is True
+    retry = shadow_job(rt, second)
+    assert isinstance(retry, RetryLater) and 0 < retry.delay_s <= rt.settings.retry_backoff_max_s
+    assert query(clean_db, "SELECT count(*) FROM model_calls WHERE job_id = %s", second)[0][0] == 1
+    assert query(clean_db, "SELECT count(*) FROM shadow_verdicts WHERE job_id = %s", second) == [
+        (0,)
+    ]
+    clear_rate_limits(rt.settings.broker_url or "")  # the minute has passed
+    assert shadow_job(rt, second) is True
