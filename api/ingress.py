@@ -8,6 +8,11 @@ decides from the headers alone, and only then lets the app call `receive`:
 - every /v1 request needs an active key (`Authorization: Bearer <key>`), else 401;
 - each route has a body limit: a declared `Content-Length` over it is a 413 at once,
   and a chunked body that streams past it is cut off with a 413 as it arrives.
+
+A refusal that leaves a body unread says `Connection: close`. Otherwise the server
+keeps the connection for its next request and reads, to throw away, whatever the
+client still sends: 256 MiB from anyone without a key, or a chunked body without
+end, all on the event loop that answers every other request.
 """
 
 from __future__ import annotations
@@ -87,8 +92,20 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+CONNECTION_CLOSE = (b"connection", b"close")
+
+
+async def _send_error(send: Send, status: int, code: str, detail: str, *, close: bool) -> None:
     headers = [(b"content-type", b"application/json")]
+    if close:
+        headers.append(CONNECTION_CLOSE)
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))  # RFC 6750
     body = json.dumps({"error": code, "detail": detail}).encode()
@@ -115,32 +132,35 @@ class Ingress:
         limit = body_limit(scope["method"], scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _send_error(send, 413, "payload_too_large", BodyTooLarge(limit).detail)
+            detail = BodyTooLarge(limit).detail
+            await _send_error(send, 413, "payload_too_large", detail, close=True)
             return
         await self._run_limited(scope, receive, send, limit)
 
     async def _authenticate(self, scope: Scope, send: Send) -> uuid.UUID | None:
         raw_key = _bearer_token(scope)
+        close = _has_body(scope)
         if raw_key is None:
             detail = "send an API key as `Authorization: Bearer <key>`"
-            await _send_error(send, 401, "unauthorized", detail)
+            await _send_error(send, 401, "unauthorized", detail, close=close)
             return None
         cache: KeyCache = scope["app"].state.key_cache
         key_id = await resolve_key(cache, raw_key)
         if key_id is None:
-            await _send_error(send, 401, "unauthorized", "unknown or revoked API key")
+            await _send_error(send, 401, "unauthorized", "unknown or revoked API key", close=close)
         return key_id
 
     async def _run_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         received = 0
-        started = False
+        started = cut = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, cut
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    cut = True
                     raise BodyTooLarge(limit)
             return message
 
@@ -148,6 +168,9 @@ class Ingress:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if cut:  # the rest of the body stays unread: end the connection
+                    headers = [*message.get("headers", []), CONNECTION_CLOSE]
+                    message = {**message, "headers": headers}
             await send(message)
 
         try:
@@ -157,4 +180,4 @@ class Ingress:
             # outside one (a middleware, a background read).
             if started:
                 raise
-            await _send_error(send, 413, "payload_too_large", exc.detail)
+            await _send_error(send, 413, "payload_too_large", exc.detail, close=True)
