@@ -30,8 +30,9 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 # Examples per operation and generation mode: a dozen operations, valid and invalid data.
 EXAMPLES = 250
 # Poisoned bodies per poison (tests/e2e/poison.py). Streaming past the limit sends up
-# to 8 MiB each and a gzip bomb makes the server inflate 1 GiB: fewer of those.
-HOSTILE_EXAMPLES = {"oversized_streamed": 30, "gzip_bomb": 4, "oversized_declared": 100}
+# to 8 MiB each: fewer of those. The gzip bomb is one request (Hypothesis draws nothing
+# for it, so it stops after one example).
+HOSTILE_EXAMPLES = {"oversized_streamed": 30, "gzip_bomb": 1, "oversized_declared": 100}
 HOSTILE_DEFAULT = 200
 # The Hardening issue's acceptance line: at least 5,000 requests, 0 server errors.
 AT_LEAST = 5000
