@@ -8,13 +8,23 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bench import api_latency, calls, classifiers, latency, memory, pipeline, submit
+from bench import adversarial, api_latency, calls, classifiers, latency, memory, pipeline, submit
 from bench.backing import PG_ADMIN_URL, Backing, fresh_backing
 from bench.config import BenchConfig
 from bench.report import Result, read_result, write_result
 
 # Memory last: it gathers what (a)–(c) sampled. Classifiers and calls need no database.
-BENCHMARKS = ("pipeline", "latency", "submit", "api", "classifiers", "calls", "memory")
+# Adversarial (issue 14) takes about a minute at full size.
+BENCHMARKS = (
+    "pipeline",
+    "latency",
+    "submit",
+    "api",
+    "adversarial",
+    "classifiers",
+    "calls",
+    "memory",
+)
 
 log = logging.getLogger("bench")
 
@@ -38,6 +48,8 @@ def _run_one(
         return submit.run(config, backing)
     if name == "api":
         return api_latency.run(config, backing)
+    if name == "adversarial":
+        return adversarial.run(config, backing)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 

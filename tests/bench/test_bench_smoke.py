@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.adversarial import pathological_prompt
 from bench.backing import Backing
 from bench.calls import cases as calls_cases
 from bench.config import BenchConfig
@@ -86,3 +87,26 @@ def test_calls_benchmark_measures_cpu_per_call_for_each_case(smoke_results: Path
         assert data["figures"][f"calls_per_s_{name}"] > 0
         cpu_ms = data["figures"][f"calls_cpu_ms_{name}"]
         assert isinstance(cpu_ms, int | float) and math.isfinite(cpu_ms) and cpu_ms > 0
+
+
+def test_adversarial_run_answers_every_attacker(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "adversarial.json").read_text())
+    figures, details = data["figures"], data["details"]
+    assert figures["healthz_requests"] > 0 and figures["healthz_failures"] == 0
+    # The acceptance line's count (the p99 is a timing: bench/README.md has it).
+    assert figures["idle_in_transaction_after_settle"] == 0
+    assert details["verdict"]["idle in transaction 5 s after == 0"] is True
+    # Readers that read got the results stream; the silent ones stayed connected.
+    readers = details["readers"]
+    assert len(readers) == data["settings"]["readers"]
+    assert all(r["status"] == "HTTP/1.1 200 OK" for r in readers if r["reads"])
+    assert all(r["error"] == "" for r in readers)
+    # The unauthenticated body is refused from its headers.
+    assert details["unauth_body"]["status"] == 401
+    prompt = details["pathological_prompt"]
+    assert (prompt["route_status"], prompt["job_status"]) == (200, "succeeded")
+
+
+def test_pathological_prompt_is_all_newlines_but_one_letter() -> None:
+    text = pathological_prompt(800_000)
+    assert len(text) == 800_000 and text.count("\n") == 799_999 and text.endswith("x")
