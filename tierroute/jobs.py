@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, any_, bindparam, delete, func, or_, select, update
+from sqlalchemy import any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
@@ -107,14 +107,21 @@ def cancel_batch(
 ) -> int:
     """Cancel a batch's jobs that have not started running; returns how many."""
     _get_batch(session, batch_id, api_key_id)
-    not_started = or_(
-        Job.status == JobStatus.QUEUED,
-        # Routed and waiting in a tier queue; the complete task will skip it.
-        and_(Job.status == JobStatus.CLASSIFYING, Job.tier.is_not(None)),
+    # Queued, being classified, or routed and waiting in a tier queue: none has made
+    # its model call, and the complete task's claim skips a cancelled job.
+    not_started = Job.status.in_((JobStatus.QUEUED, JobStatus.CLASSIFYING))
+    # Locked in id order first, as the classify chunks lock theirs (jobstore.ROUTE_QUEUED):
+    # a plain UPDATE locked rows in scan order and deadlocked with a chunk being
+    # routed, so the cancel failed and the batch ran anyway (issue 16).
+    locked = (
+        select(Job.id)
+        .where(Job.batch_id == batch_id, not_started)
+        .order_by(Job.id)
+        .with_for_update()
     )
     cancelled = session.execute(
         update(Job)
-        .where(Job.batch_id == batch_id, not_started)
+        .where(Job.id.in_(locked.scalar_subquery()))
         .values(
             status=JobStatus.CANCELLED,
             error="cancelled before it started",
@@ -122,6 +129,7 @@ def cancel_batch(
             updated_at=func.now(),
         )
         .returning(Job.id)
+        .execution_options(synchronize_session=False)
     ).all()
     return len(cancelled)
 

@@ -151,6 +151,14 @@ ROUTE_QUEUED = """
                              %(fallback)s::text[])
             AS d(job_id, tier, proposed_tier, confidence, score, reasoning, classifier,
                  classifier_version, cost_ratio, fallback_reason)
+    ), locked AS MATERIALIZED (
+        -- Locked in id order before the UPDATE, as a batch's cancel locks its rows
+        -- (tierroute/jobs.py): locked in plan order, a chunk and a cancel each held
+        -- rows the other waited for, and Postgres killed one (issue 16).
+        SELECT id FROM jobs
+         WHERE id = ANY(%(ids)s::uuid[]) AND (status = 'queued') IS TRUE AND tier IS NULL
+         ORDER BY id
+           FOR UPDATE
     ), routed AS (
         UPDATE jobs SET status = 'classifying', tier = decided.tier, classified_at = now(),
                         lease_expires_at = NULL, updated_at = now()
@@ -161,6 +169,7 @@ ROUTE_QUEUED = """
          -- prepared statement settles on, Postgres scanned every queued job for
          -- each chunk: 100 ms a chunk with 10,000 queued, instead of 2 ms.
          WHERE jobs.id = ANY(%(ids)s::uuid[]) AND jobs.id = decided.job_id
+           AND jobs.id IN (SELECT id FROM locked)
            AND (jobs.status = 'queued') IS TRUE AND jobs.tier IS NULL
         RETURNING jobs.id
     )
