@@ -4,16 +4,23 @@ Each page is read in the thread pool in its own short transaction
 (tierroute/store/results.py), so between pages the stream holds no database
 connection, whatever the client does. A client that stops reading is dropped
 after WRITE_TIMEOUT_S instead of keeping its response open for ever.
+
+Only PAGE_READERS pages are built at once, across every stream: building one is
+Python turning hundreds of rows into JSON, holding the GIL. Sixteen streams that
+started together kept sixteen such threads runnable, and /healthz, which needs the
+GIL a dozen times, waited behind them for over a second (bench/adversarial.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 
 import anyio
-from fastapi.concurrency import run_in_threadpool
+import anyio.to_thread
 from fastapi.responses import StreamingResponse
 from starlette.types import Message, Send
 
@@ -30,6 +37,26 @@ WRITE_TIMEOUT_S = 60.0
 WRITE_BYTES = 64 * 1024
 
 
+# Threads building pages at once, per event loop (per API process): the others wait
+# their turn on the loop, holding no thread. The GIL lets only one build at a time
+# anyway; each more thread only adds a switch interval to every other request's wait
+# for the GIL (measured with 16 readers: /healthz max 1.2-2.3 s with no limit,
+# 190 ms with 2, 120 ms with 1).
+PAGE_READERS = 1
+_page_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def page_limiter() -> anyio.CapacityLimiter:
+    """This event loop's limit on pages being built."""
+    loop = asyncio.get_running_loop()
+    limiter = _page_limiters.get(loop)
+    if limiter is None:
+        limiter = _page_limiters[loop] = anyio.CapacityLimiter(PAGE_READERS)
+    return limiter
+
+
 class _Stalled(Exception):
     """The client did not take a write within the write timeout."""
 
@@ -38,7 +65,7 @@ async def result_chunks(batch_id: uuid.UUID) -> AsyncIterator[bytes]:
     """The batch's finished jobs as NDJSON, a page read at a time, in WRITE_BYTES pieces."""
     after: PageKey | None = None
     while True:
-        page = await run_in_threadpool(read_page, batch_id, after)
+        page = await anyio.to_thread.run_sync(read_page, batch_id, after, limiter=page_limiter())
         data = memoryview(page.ndjson)
         for start in range(0, len(data), WRITE_BYTES):
             yield bytes(data[start : start + WRITE_BYTES])
