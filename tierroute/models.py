@@ -121,6 +121,11 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        # Per-key and per-time reads (migration 0007): the report and dashboard by
+        # key, reads by age, and the result stream's keyset order within a batch.
+        Index("ix_jobs_api_key_id_created_at", "api_key_id", "created_at"),
+        Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_batch_id_created_at_id", "batch_id", "created_at", "id"),
         Index(
             "ix_jobs_created_at_unsent",
             "created_at",
