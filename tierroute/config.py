@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     # pools are split from it (tierroute/stack.py). 40 lets two stacks share a default
     # Postgres (max_connections 100) with room for psql and migrations.
     stack_db_connections: int = Field(default=40, ge=8)
+    # Tasks Flower keeps in memory, about 7 KB each: Flower's own default of 100,000
+    # grows to about 0.8 GB on big batches (issue 16). `tierroute up` and compose pass it.
+    flower_max_tasks: int = Field(default=10_000, ge=1)
     # Classify workers run the feeder: it keeps up to feeder_max_depth messages in
     # the classify queue, sending feeder_chunk at a time.
     feeder: bool = True

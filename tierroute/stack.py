@@ -119,6 +119,12 @@ def _worker_argv(queues: str, node: str, concurrency: int, pool: str) -> list[st
     ]  # fmt: skip
 
 
+def flower_argv(port: int, max_tasks: int) -> list[str]:
+    """Flower on localhost with its task cap; its login comes from FLOWER_BASIC_AUTH."""
+    return [sys.executable, "-m", "celery", "-A", "worker", "flower",
+            f"--port={port}", "--address=127.0.0.1", f"--max_tasks={max_tasks}"]  # fmt: skip
+
+
 def _wait_for_workers(
     broker_url: str, expected: int, children: list[Child], timeout_s: float
 ) -> None:
@@ -226,8 +232,7 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 # local user's `ps` would show the password.
                 flower = start_child(
                     "flower",
-                    [sys.executable, "-m", "celery", "-A", "worker", "flower",
-                     f"--port={options.flower_port}", "--address=127.0.0.1"],
+                    flower_argv(options.flower_port, settings.flower_max_tasks),
                     {**env, "FLOWER_BASIC_AUTH": flower_auth},
                     log_dir,
                 )  # fmt: skip
