@@ -220,6 +220,8 @@ def unauthenticated_upload(port: int, size: int, deadline_s: float, out: BodyOut
         out.ended_by = f"server closed: {exc!r}"
         if not received:
             received = _read_what_came(sock)
+            if received:
+                out.answered_after_s = time.monotonic() - started
     finally:
         sock.close()
     out.seconds = time.monotonic() - started
