@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 
 from tierroute.db import session_scope
+from tierroute.messages import all_queues
 from tierroute.metrics import (
     LATENCY_BUCKETS_S,
     NO_TIER,
@@ -34,11 +35,12 @@ from tierroute.metrics import (
 )
 from tierroute.models import CallPurpose, JobStatus
 from tierroute.runtime import Runtime
+from tierroute.tiers import default_tier_table
 
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("tierroute_http_requests", "HTTP requests", ["method", "route", "status"])
-QUEUES = ("classify", "haiku", "sonnet", "opus")
+QUEUES = all_queues(default_tier_table())
 TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read")
 WAIT_LIMITS = ("requests", "input_tokens", "output_tokens", "cooldown")
 

@@ -11,8 +11,7 @@ from collections.abc import Iterable
 from amqp.exceptions import ChannelError
 from celery import Celery
 
-CLASSIFY_TASK = "tierroute.classify"
-CLASSIFY_QUEUE = "classify"
+from tierroute.messages import CLASSIFY, CLASSIFY_QUEUE
 
 
 class Enqueuer:
@@ -32,7 +31,7 @@ class Enqueuer:
         with self._celery.producer_or_acquire() as producer:
             for job_id in job_ids:
                 self._celery.send_task(
-                    CLASSIFY_TASK, args=[str(job_id)], queue=CLASSIFY_QUEUE, producer=producer
+                    CLASSIFY, args=[str(job_id)], queue=CLASSIFY_QUEUE, producer=producer
                 )
                 sent += 1
         return sent

@@ -101,6 +101,14 @@ ASCII_CHARS_PER_TOKEN = 2
 # Per-request framing the text does not show: role markers and turn separators, and
 # the short marker block that opens a cache-scoped system prompt.
 REQUEST_OVERHEAD_TOKENS = 32
+# A typical count, not a bound: English prose runs about four characters a token.
+# Routing evaluation prices answers with it, and the simulator bills by it.
+TYPICAL_CHARS_PER_TOKEN = 4
+
+
+def typical_tokens(text: str) -> int:
+    """About how many tokens `text` is, at four characters a token (at least 1)."""
+    return max(1, -(-len(text) // TYPICAL_CHARS_PER_TOKEN))
 
 
 def estimate_tokens(text: str) -> int:

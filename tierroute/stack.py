@@ -21,8 +21,10 @@ from tierroute.config import Settings
 from tierroute.db import max_connections
 from tierroute.errors import ConfigurationError
 from tierroute.keys import issue_key
+from tierroute.messages import tier_queues
 from tierroute.migrate import upgrade
 from tierroute.procs import Child, free_port, start_child, wait_http
+from tierroute.tiers import default_tier_table
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +148,10 @@ def _wait_for_workers(
 def _start_tier_worker(
     env: dict[str, str], options: StackOptions, node: str, log_dir: Path, pool_size: int
 ) -> Child:
+    queues = ",".join(tier_queues(default_tier_table()))
     return start_child(
         f"worker-{node}",
-        _worker_argv("haiku,sonnet,opus", node, options.tier_concurrency, options.pool),
+        _worker_argv(queues, node, options.tier_concurrency, options.pool),
         {**env, "TIERROUTE_DB_POOL_SIZE": str(pool_size)},
         log_dir,
     )

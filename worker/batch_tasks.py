@@ -22,11 +22,10 @@ from celery.signals import worker_ready, worker_shutdown
 from tierroute.batchapi import poll_once
 from tierroute.config import get_settings
 from tierroute.dbretry import DATABASE_ERRORS
+from tierroute.messages import BATCH_API_POLL as POLL
+from tierroute.messages import CLASSIFY_QUEUE as QUEUE
 from tierroute.runtime import get_runtime
 from worker.celery_app import app
-
-POLL = "tierroute.batch_api.poll"
-QUEUE = "classify"
 
 log = logging.getLogger(__name__)
 _beat: Any = None

@@ -19,10 +19,14 @@ from kombu import Queue
 
 from tierroute.config import get_settings
 from tierroute.errors import ConfigurationError
+from tierroute.messages import CLASSIFY, CLASSIFY_MANY, CLASSIFY_QUEUE, all_queues
 from tierroute.runtime import get_runtime, reset_runtime
+from tierroute.tiers import default_tier_table
 from worker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
-QUEUES = ("classify", "haiku", "sonnet", "opus")
+# Declared at import, before Settings are read: the tier table in force then
+# (`TIERROUTE_TIERS_FILE` included) names the tier queues.
+QUEUES = all_queues(default_tier_table())
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +84,8 @@ app.add_defaults(
 )
 app.conf.update(
     task_queues=[Queue(name) for name in QUEUES],
-    task_default_queue="classify",
-    task_routes={
-        "tierroute.classify": {"queue": "classify"},
-        "tierroute.classify_many": {"queue": "classify"},
-    },
+    task_default_queue=CLASSIFY_QUEUE,
+    task_routes={CLASSIFY: {"queue": CLASSIFY_QUEUE}, CLASSIFY_MANY: {"queue": CLASSIFY_QUEUE}},
     task_ignore_result=True,  # results live in Postgres; no result backend
     task_acks_late=True,  # a worker that dies mid-task leaves the message for another
     task_reject_on_worker_lost=True,
@@ -122,7 +123,7 @@ def _consumed_queues(consumer: Any) -> set[str]:
 def _build_runtime(sender: Any = None, **_: Any) -> None:
     global _feeder_stop, _watch_stop
     queues = _consumed_queues(sender)
-    role = "classify" if "classify" in queues else "tiers"
+    role = "classify" if CLASSIFY_QUEUE in queues else "tiers"
     # Fail at startup, not on the first task, when settings or the DB are wrong.
     runtime = get_runtime(role=role)
     transport = type(getattr(getattr(sender, "connection", None), "transport", None))
@@ -138,7 +139,7 @@ def _build_runtime(sender: Any = None, **_: Any) -> None:
     _tune_gc(role)
     if settings.broker_is_redis and getattr(sender, "hub", None) is not None:
         _watch_stop = _start_consumer_watch(sender, _broker_url())
-    if "classify" in queues and settings.feeder:
+    if CLASSIFY_QUEUE in queues and settings.feeder:
         from worker import feeder
 
         _feeder_stop = feeder.start(

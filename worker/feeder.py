@@ -18,12 +18,9 @@ from celery import Celery
 from kombu import Connection
 
 from tierroute.feeder import Feeder, start_feeder_thread
+from tierroute.messages import CLASSIFY, CLASSIFY_MANY, CLASSIFY_QUEUE, COMPLETE
 from tierroute.recovery import LostMessageWatch, StaleRouteWatch, StrandedJobWatch
 
-CLASSIFY_TASK = "tierroute.classify"
-CLASSIFY_MANY_TASK = "tierroute.classify_many"
-CLASSIFY_QUEUE = "classify"
-COMPLETE_TASK = "tierroute.complete"
 # Present while the broker's Redis still holds what we sent it (tierroute/recovery.py).
 MARKER_KEY = "tierroute:broker-marker"
 
@@ -56,9 +53,9 @@ class CeleryOutlet:
             for chunk in chunks:
                 args: list[Any]
                 if step == 1:
-                    name, args = CLASSIFY_TASK, [str(chunk[0])]
+                    name, args = CLASSIFY, [str(chunk[0])]
                 else:
-                    name, args = CLASSIFY_MANY_TASK, [[str(job_id) for job_id in chunk]]
+                    name, args = CLASSIFY_MANY, [[str(job_id) for job_id in chunk]]
                 self._app.send_task(name, args=args, queue=CLASSIFY_QUEUE, producer=producer)
 
     def send_complete(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
@@ -68,9 +65,7 @@ class CeleryOutlet:
             producer.batch(max_size=len(jobs) or 1),
         ):
             for job_id, tier in jobs:
-                self._app.send_task(
-                    COMPLETE_TASK, args=[str(job_id)], queue=tier, producer=producer
-                )
+                self._app.send_task(COMPLETE, args=[str(job_id)], queue=tier, producer=producer)
 
     def queue_depth(self) -> int:
         with self._lock:

@@ -9,17 +9,12 @@ from celery import Task
 
 from tierroute.classify_batch import classify_batch
 from tierroute.dbretry import DATABASE_ERRORS, database_wait_s
+from tierroute.messages import CLASSIFY, CLASSIFY_MANY, COMPLETE, COMPLETE_MANY, SHADOW
 from tierroute.pipeline import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.shadow import chosen, shadow_job
 from worker.call_loop import call_loop
 from worker.celery_app import app
-
-CLASSIFY = "tierroute.classify"
-CLASSIFY_MANY = "tierroute.classify_many"
-COMPLETE = "tierroute.complete"
-COMPLETE_MANY = "tierroute.complete_many"
-SHADOW = "tierroute.shadow"
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ told otherwise), plus the classifier's own billed calls.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tierroute.classifiers.base import Classifier, RoutingDecision
+from tierroute.cost import typical_tokens
 from tierroute.routing.datasets import EvalItem
 from tierroute.routing.metrics import apgr, at_shares, cpt, oracle_curve, random_apgr, routing_curve
 from tierroute.tiers import Tier, TierTable
@@ -35,7 +35,7 @@ CURVE_SHARES = tuple(i / 20 for i in range(21))
 
 def prompt_cost(tier: Tier, prompt: str, output_tokens: int) -> float:
     """USD for one answer on `tier` under the token assumption."""
-    input_tokens = math.ceil(len(prompt) / 4)
+    input_tokens = typical_tokens(prompt)
     return float((tier.input * input_tokens + tier.output * output_tokens) / Decimal(1_000_000))
 
 

@@ -6,7 +6,8 @@ import json
 import math
 from typing import Any
 
-CHARS_PER_TOKEN = 4
+from tierroute.cost import TYPICAL_CHARS_PER_TOKEN as CHARS_PER_TOKEN
+
 # Role markers and turn separators cost a few tokens per message in the real API.
 PER_MESSAGE_OVERHEAD = 3
 # Images and documents are billed by size; a fixed figure is close enough offline.
