@@ -19,7 +19,7 @@ from api.queue import Enqueuer
 from api.routes import batches, dashboard, jobs, system
 from api.schemas import error_responses
 from tierroute import __version__
-from tierroute.errors import ConfigurationError
+from tierroute.domain.errors import ConfigurationError
 from tierroute.runtime import get_runtime, reset_runtime
 
 log = logging.getLogger(__name__)

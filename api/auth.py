@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tierroute.db import session_scope
-from tierroute.errors import Unauthorized
-from tierroute.keys import active_key_id, hash_key
+from tierroute.domain.errors import Unauthorized
+from tierroute.store.engine import session_scope
+from tierroute.store.keys import active_key_id, hash_key
 
 # How long a good key stays trusted without asking Postgres again; a revoked key
 # keeps working for at most this long in each API process (README, "API keys").

@@ -7,7 +7,7 @@ import uuid
 from fastapi import Request
 
 from api.queue import Enqueuer
-from tierroute.errors import NotFound
+from tierroute.domain.errors import NotFound
 from tierroute.runtime import Runtime
 
 

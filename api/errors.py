@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tierroute.errors import TierrouteError
+from tierroute.domain.errors import TierrouteError
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import API_KEY_SCOPE, KeyCache, resolve_key
-from tierroute.ingest import MAX_ITEM_BYTES
+from tierroute.store.ingest import MAX_ITEM_BYTES
 
 # One job (or routing request) carries a prompt and a system of up to 800,000
 # characters each; at 4 bytes a character in UTF-8, plus metadata, that fits here.

@@ -2,7 +2,7 @@
 
 Jobs, dollars, tokens and call latency are aggregates over Postgres (the workers
 write every call there), queue depth comes from the broker, and rate-limiter waits
-from the limiter's Redis counters (tierroute/metrics.py says why). The Postgres
+from the limiter's Redis counters (tierroute/store/aggregates.py says why). The Postgres
 aggregates come through the app's AggregateCache, so a scrape costs no SQL while
 they are fresh. A source that cannot be read is reported by
 `tierroute_scrape_source_up` instead of failing the scrape.
@@ -23,9 +23,10 @@ from prometheus_client.core import (
     Metric,
 )
 
-from tierroute.db import session_scope
+from tierroute.config import default_tier_table
 from tierroute.messages import all_queues
-from tierroute.metrics import (
+from tierroute.runtime import Runtime
+from tierroute.store.aggregates import (
     LATENCY_BUCKETS_S,
     NO_TIER,
     AggregateCache,
@@ -33,9 +34,8 @@ from tierroute.metrics import (
     CallStats,
     read_aggregates,
 )
-from tierroute.models import CallPurpose, JobStatus
-from tierroute.runtime import Runtime
-from tierroute.tiers import default_tier_table
+from tierroute.store.engine import session_scope
+from tierroute.store.models import CallPurpose, JobStatus
 
 log = logging.getLogger(__name__)
 

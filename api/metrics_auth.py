@@ -18,9 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.auth import KeyCache, get_key_cache, resolve_key
 from api.deps import get_rt
 from api.metrics import aggregate_cache
-from tierroute.errors import Unauthorized
-from tierroute.metrics import AggregateCache
+from tierroute.domain.errors import Unauthorized
 from tierroute.runtime import Runtime
+from tierroute.store.aggregates import AggregateCache
 
 metrics_bearer = HTTPBearer(
     auto_error=False,

@@ -1,4 +1,4 @@
-"""Request and response bodies that only the HTTP API has (jobs reuse tierroute.specs)."""
+"""Request and response bodies that only the HTTP API has (jobs reuse tierroute.domain.specs)."""
 
 from __future__ import annotations
 

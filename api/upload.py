@@ -9,7 +9,7 @@ from typing import IO
 
 from fastapi import Request
 
-from tierroute.errors import InvalidInput, TierrouteError
+from tierroute.domain.errors import InvalidInput, TierrouteError
 
 # Bodies up to this size stay in memory; larger ones spill to a temporary file.
 SPOOL_IN_MEMORY = 16 << 20

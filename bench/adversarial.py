@@ -33,7 +33,7 @@ from bench.config import BenchConfig
 from bench.pipeline_run import stack_options
 from bench.report import Result
 from bench.workload import auth, ndjson_body, submit_batch, wait_for_batch
-from tierroute.stack import run_stack
+from tierroute.devstack.stack import run_stack
 
 # The acceptance targets of the Hardening issue.
 HEALTHZ_P99_TARGET_MS = 100.0
@@ -412,7 +412,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         "start of the attack until the settle wait ends; latency from request to response",
         "readers_how": "half read reader_bytes_per_s a second with a 4 KB receive buffer, "
         "half read nothing",
-        "stack": "tierroute.stack.run_stack, as `tierroute up`, simulated models",
+        "stack": "tierroute.devstack.stack.run_stack, as `tierroute up`, simulated models",
         "smoke": config.smoke,
     }
     result.details = {

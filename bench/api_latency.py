@@ -15,7 +15,7 @@ from bench.pipeline_run import stack_options
 from bench.report import Result
 from bench.sampler import Sampler
 from bench.workload import auth
-from tierroute.stack import run_stack
+from tierroute.devstack.stack import run_stack
 
 WARMUP_REQUESTS = 100
 

@@ -12,7 +12,7 @@ import psycopg
 import redis
 
 from tierroute.config import Settings
-from tierroute.migrate import upgrade
+from tierroute.store.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get(
     "TIERROUTE_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

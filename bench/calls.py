@@ -27,17 +27,16 @@ import httpx
 
 from bench.config import BenchConfig
 from bench.report import Result
-from tierroute.config import Settings
-from tierroute.models import CallPurpose
-from tierroute.procs import free_port, start_child, wait_http
-from tierroute.provider import (
+from tierroute.config import Settings, default_tier_table
+from tierroute.devstack.procs import free_port, start_child, wait_http
+from tierroute.llm.provider import (
     build_completion_params,
     call_model,
     call_model_async,
     make_async_clients,
     make_client,
 )
-from tierroute.tiers import default_tier_table
+from tierroute.store.models import CallPurpose
 from worker.call_loop import ASYNC_CLIENTS
 
 SYNC_CLIENTS = 16

@@ -21,12 +21,11 @@ import psutil
 
 from bench.config import BenchConfig
 from bench.report import Result
-from tierroute.classifiers import Classifier, build_classifier
-from tierroute.config import Settings
-from tierroute.provider import make_client
-from tierroute.routing.datasets import load_rubric
-from tierroute.simulator import SimulatorConfig, serve_in_thread
-from tierroute.tiers import default_tier_table
+from tierroute.classify import Classifier, build_classifier
+from tierroute.config import Settings, default_tier_table
+from tierroute.devstack.simulator import SimulatorConfig, serve_in_thread
+from tierroute.llm.provider import make_client
+from tierroute.training.datasets import load_rubric
 
 CLASSIFIERS = ("local", "hybrid", "llm")
 WARMUP = 20

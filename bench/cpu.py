@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import psutil
 
-from tierroute.procs import Child
+from tierroute.devstack.procs import Child
 
 # Servers that run outside the stack but do work for every job.
 SERVERS = {"postgres": "postgres", "redis-server": "redis"}

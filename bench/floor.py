@@ -28,7 +28,7 @@ from bench.chain_app import (
 )
 from bench.machine import REPO_ROOT
 from bench.solo import wait_for_ping
-from tierroute.procs import Child, start_child
+from tierroute.devstack.procs import Child, start_child
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from bench.workload import prompt
-from tierroute.db import make_engine
-from tierroute.models import Job, JobStatus
+from tierroute.store.engine import make_engine
+from tierroute.store.models import Job, JobStatus
 
 CLASSIFY_TASK = "tierroute.classify"
 CLASSIFY_QUEUE = "classify"

@@ -23,8 +23,8 @@ from bench.workload import (
     submit_batch,
     wait_for_batch,
 )
-from tierroute.procs import free_port
-from tierroute.stack import StackOptions, run_stack
+from tierroute.devstack.procs import free_port
+from tierroute.devstack.stack import StackOptions, run_stack
 
 TIER_QUEUES = ("haiku", "sonnet", "opus")
 

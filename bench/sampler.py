@@ -8,7 +8,7 @@ from types import TracebackType
 
 import psutil
 
-from tierroute.procs import Child
+from tierroute.devstack.procs import Child
 
 SAMPLE_INTERVAL_S = 0.2
 # The stack's children whose memory the Scale issue budgets.

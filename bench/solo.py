@@ -16,8 +16,8 @@ from pathlib import Path
 from celery import Celery
 
 from bench.backing import Backing
-from tierroute.keys import issue_key
-from tierroute.procs import Child, free_port, start_child, wait_http
+from tierroute.devstack.procs import Child, free_port, start_child, wait_http
+from tierroute.store.keys import issue_key
 
 
 @dataclass

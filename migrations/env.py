@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from tierroute.config import get_settings
-from tierroute.errors import ConfigurationError
-from tierroute.models import Base
+from tierroute.domain.errors import ConfigurationError
+from tierroute.store.models import Base
 
 target_metadata = Base.metadata
 

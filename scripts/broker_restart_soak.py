@@ -47,8 +47,8 @@ def nap() -> None:
 
 
 def main(restarts: int) -> dict[str, object]:
-    from tierroute.embedded import EmbeddedRedis
-    from tierroute.embedded._process import free_port
+    from tierroute.devstack.embedded import EmbeddedRedis
+    from tierroute.devstack.embedded._process import free_port
 
     work = Path(tempfile.mkdtemp(prefix="tierroute-soak-"))
     server = EmbeddedRedis(work, port=free_port())

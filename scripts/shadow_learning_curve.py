@@ -2,7 +2,7 @@
 
 Trains as `tierroute train --no-mmlu` does (rubric and preference sets, plus verdicts,
 a quarter held out), with each verdict what the simulated judge says under the hidden
-rule (tierroute/simulator/topics.py), and scores fresh prompts with unseen asides.
+rule (tierroute/devstack/simulator/topics.py), and scores fresh prompts with unseen asides.
 Run: `python scripts/shadow_learning_curve.py 0 50 100 200 400 800 1500`.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sys
 
-from tierroute.routing import store
-from tierroute.routing.datasets import load_rubric
-from tierroute.routing.metrics import apgr, routing_curve
-from tierroute.routing.training import (
+from tierroute.classify import artifacts
+from tierroute.config import default_tier_table
+from tierroute.devstack.simulator.topics import UNSEEN_ASIDES, topic_prompts
+from tierroute.training.datasets import load_rubric
+from tierroute.training.feedback import (
     JudgedJob,
     TrainingData,
     heldout_scores,
@@ -22,8 +23,7 @@ from tierroute.routing.training import (
     train_model,
     verdict_examples,
 )
-from tierroute.simulator.topics import UNSEEN_ASIDES, topic_prompts
-from tierroute.tiers import default_tier_table
+from tierroute.training.quality import apgr, routing_curve
 from tierroute.training.router import PREFERENCE_SOURCES, source_examples
 from tierroute.training.sources import load_source
 
@@ -38,7 +38,7 @@ def main(counts: list[int]) -> None:
         scores = model.scores([p for p, _ in fresh])  # type: ignore[attr-defined]
         return apgr(routing_curve(scores, weak, [1.0] * len(fresh)))
 
-    packaged = store.load_packaged()
+    packaged = artifacts.load_packaged()
     print("| judged jobs | used for training | APGR vs the hidden rule | promoted |")
     print("|---|---|---|---|")
     base = TrainingData()

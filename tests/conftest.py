@@ -22,12 +22,11 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from tierroute import db
-from tierroute.config import get_settings
-from tierroute.migrate import upgrade
+from tierroute.config import default_tier_table, get_settings
+from tierroute.devstack.simulator import RunningSimulator, SimulatorConfig, serve_in_thread
 from tierroute.runtime import reset_runtime
-from tierroute.simulator import RunningSimulator, SimulatorConfig, serve_in_thread
-from tierroute.tiers import default_tier_table
+from tierroute.store import engine as db
+from tierroute.store.migrate import upgrade
 
 PG_ADMIN_URL = os.environ.get(
     "TIERROUTE_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -88,7 +87,7 @@ def services() -> Iterator[Services]:
                     f"CI needs Postgres at {admin_url} and Redis at {redis_url} "
                     f"(postgres up: {pg_up}, redis up: {redis_up}); .ci/run starts them"
                 )
-            from tierroute.embedded import embedded_services
+            from tierroute.devstack.embedded import embedded_services
 
             # Not under pytest's tmp dir: pytest resets it to 0700 at each start,
             # which locks the unprivileged postgres user out of a running cluster.

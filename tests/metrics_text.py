@@ -7,7 +7,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import TOKEN_KINDS
-from tierroute.metrics import LATENCY_BUCKETS_S
+from tierroute.store.aggregates import LATENCY_BUCKETS_S
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

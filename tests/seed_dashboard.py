@@ -9,10 +9,10 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from tierroute.cost import TokenCounts, cost_usd
-from tierroute.keys import create_api_key
-from tierroute.models import Batch, Job, JobStatus, ModelCall, Rating
-from tierroute.tiers import TierTable
+from tierroute.domain.cost import TokenCounts, cost_usd
+from tierroute.domain.tiers import TierTable
+from tierroute.store.keys import create_api_key
+from tierroute.store.models import Batch, Job, JobStatus, ModelCall, Rating
 
 DAYS = 7
 # Jobs per tier on each of the DAYS days (oldest first) for the main key.

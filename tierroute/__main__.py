@@ -1,5 +1,5 @@
 """`python -m tierroute` is the `tierroute` command."""
 
-from tierroute.cli import main
+from tierroute.cli.main import main
 
 main()

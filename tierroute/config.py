@@ -9,8 +9,9 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tierroute.budgets import BudgetPolicy
-from tierroute.errors import ConfigurationError
+from tierroute.domain.budget import BudgetPolicy
+from tierroute.domain.errors import ConfigurationError
+from tierroute.domain.tiers import TierTable, load_tier_table
 
 
 def _default_data_dir() -> Path:
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     # redelivered message would meet a live lease and be dropped.
     visibility_timeout_s: float = 3600.0
     # An unfinished job untouched this long has lost its message; the classify
-    # workers send it again (tierroute/recovery.py), on every broker. Unset:
+    # workers send it again (tierroute/pipeline/recovery.py), on every broker. Unset:
     # 1.25 × visibility_timeout_s, when Redis has redelivered whatever it still holds.
     stale_after_s: float | None = Field(default=None, gt=0)
     retry_backoff_base_s: float = 2.0
@@ -83,7 +84,7 @@ class Settings(BaseSettings):
     # connections (docs/connections.md).
     db_prepared_statements: bool = True
     # The Postgres connections `tierroute up` lets its processes open in all; their
-    # pools are split from it (tierroute/stack.py). 40 lets two stacks share a default
+    # pools are split from it (tierroute/devstack/stack.py). 40 lets two stacks share a default
     # Postgres (max_connections 100) with room for psql and migrations.
     stack_db_connections: int = Field(default=40, ge=8)
     # Tasks Flower keeps in memory, about 7 KB each: Flower's own default of 100,000
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
     # Small chunks: rows stay locked while their messages are sent.
     feeder_chunk: int = 250
     # Job ids per classify message the feeder sends, when the classifier runs in
-    # process: a chunk is routed with one read and one write (tierroute/classify_batch.py).
+    # process: a chunk is routed with one read and one write (tierroute/pipeline/classify_chunk.py).
     classify_batch_size: int = 50
     # Job ids per tier message when a classify chunk hands its jobs on: one Celery
     # message per job was most of a tier worker's CPU (README, "Measured figures"). 1: a
@@ -106,7 +107,7 @@ class Settings(BaseSettings):
     # worker/call_loop.ASYNC_CLIENTS of them); above the calls it keeps in flight.
     http_max_connections: int = 2000
     # Per-model RPM/ITPM/OTPM limits and 429 cooldowns shared by all workers through
-    # the broker's Redis (tierroute/ratelimit.py). Unset: on when the broker is Redis.
+    # the broker's Redis (tierroute/llm/ratelimit.py). Unset: on when the broker is Redis.
     rate_limits: bool | None = None
     # Seconds of refill a bucket may save up (at least one request's worth). 0 paces
     # calls evenly, so no 60 s window exceeds a limit; 60 allows a minute's burst.
@@ -122,7 +123,7 @@ class Settings(BaseSettings):
     # or with policy "downgrade" moved to the dearest cheaper tier that fits.
     daily_budget_usd: float | None = Field(default=None, gt=0)
     budget_policy: BudgetPolicy = BudgetPolicy.REJECT
-    # Batch mode (tierroute/batchapi): how often the classify workers' beat polls the
+    # Batch mode (pipeline/message_batches): how often the classify workers' beat polls the
     # Message Batches, what an errored, expired or cancelled request does ("live":
     # run it live on its tier; "fail": fail the job with the reason), and where a
     # batch is split (Anthropic's limits: 100,000 requests or 256 MB per batch).
@@ -130,7 +131,7 @@ class Settings(BaseSettings):
     batch_api_failure_policy: Literal["live", "fail"] = "live"
     batch_api_max_requests: int = Field(default=100_000, ge=1, le=100_000)
     batch_api_max_bytes: int = Field(default=256_000_000, ge=1024, le=256_000_000)
-    # Prompt caching (tierroute/caching.py): while one job writes a cacheable prefix,
+    # Prompt caching (tierroute/llm/caching.py): while one job writes a cacheable prefix,
     # the others with the same prefix retry after about cache_prime_wait_s; the
     # writer's lock lapses after cache_prime_lock_s should it die.
     cache_prime_wait_s: float = Field(default=0.5, gt=0)
@@ -141,7 +142,7 @@ class Settings(BaseSettings):
     # Seconds an API process reuses the Postgres aggregates of /metrics, so scrapers
     # cost one table pass per window however many they are; 0 reads on every scrape.
     metrics_cache_s: float = Field(default=10.0, ge=0)
-    # Shadow judging (tierroute/shadow.py): this share of finished jobs (by a hash of
+    # Shadow judging (tierroute/pipeline/shadow.py): this share of finished jobs (by a hash of
     # the job id; 0 = off) is also answered on the neighbouring tier, and a judge
     # (default: the top tier's model) says whether the cheaper answer is as good.
     # Their calls, the learning cost, stay within shadow_max_share of the day's
@@ -249,7 +250,6 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _known_classifier_and_tier(self) -> Settings:
-        from tierroute.tiers import load_tier_table
 
         if "classifier" not in self.model_fields_set and self.anthropic_api_key is not None:
             self.classifier = "hybrid"
@@ -314,3 +314,9 @@ def get_settings() -> Settings:
         return Settings()
     except ValueError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
+
+
+@cache
+def default_tier_table() -> TierTable:
+    """The table for this process: TIERROUTE_TIERS_FILE if set, else the bundled one."""
+    return load_tier_table(get_settings().tiers_file)

@@ -7,7 +7,7 @@ tier queues with them.
 
 from __future__ import annotations
 
-from tierroute.tiers import TierTable
+from tierroute.domain.tiers import TierTable
 
 CLASSIFY_QUEUE = "classify"
 

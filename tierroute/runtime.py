@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import anthropic
 
-from tierroute import db
-from tierroute.budgets import BudgetGuard
-from tierroute.classifiers import Classifier, RoutingPolicy, build_classifier, build_policy
-from tierroute.config import Settings, get_settings
-from tierroute.provider import make_client
-from tierroute.ratelimit import RateLimiter, SharedLimiter
-from tierroute.tiers import TierTable, default_tier_table
+from tierroute.classify import Classifier, RoutingPolicy, build_classifier, build_policy
+from tierroute.config import Settings, default_tier_table, get_settings
+from tierroute.domain.tiers import TierTable
+from tierroute.llm.provider import make_client
+from tierroute.llm.ratelimit import RateLimiter, SharedLimiter
+from tierroute.pipeline.budgets import BudgetGuard
+from tierroute.store import engine as db
 
 
 @dataclass

@@ -19,12 +19,12 @@ from celery import Task
 from celery.beat import EmbeddedService
 from celery.signals import worker_ready, worker_shutdown
 
-from tierroute.batchapi import poll_once
 from tierroute.config import get_settings
-from tierroute.dbretry import DATABASE_ERRORS
 from tierroute.messages import BATCH_API_POLL as POLL
 from tierroute.messages import CLASSIFY_QUEUE as QUEUE
+from tierroute.pipeline.message_batches import poll_once
 from tierroute.runtime import get_runtime
+from tierroute.store.retry import DATABASE_ERRORS
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)

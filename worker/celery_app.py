@@ -17,11 +17,10 @@ from celery.signals import (
 )
 from kombu import Queue
 
-from tierroute.config import get_settings
-from tierroute.errors import ConfigurationError
+from tierroute.config import default_tier_table, get_settings
+from tierroute.domain.errors import ConfigurationError
 from tierroute.messages import CLASSIFY, CLASSIFY_MANY, CLASSIFY_QUEUE, all_queues
 from tierroute.runtime import get_runtime, reset_runtime
-from tierroute.tiers import default_tier_table
 from worker.redis_transport import TRANSPORT as REDIS_TRANSPORT
 
 # Declared at import, before Settings are read: the tier table in force then

@@ -17,11 +17,11 @@ from amqp.exceptions import ChannelError
 from celery import Celery
 from kombu import Connection
 
-from tierroute.feeder import Feeder, start_feeder_thread
 from tierroute.messages import CLASSIFY, CLASSIFY_MANY, CLASSIFY_QUEUE, COMPLETE
-from tierroute.recovery import LostMessageWatch, StaleRouteWatch, StrandedJobWatch
+from tierroute.pipeline.feeder import Feeder, start_feeder_thread
+from tierroute.pipeline.recovery import LostMessageWatch, StaleRouteWatch, StrandedJobWatch
 
-# Present while the broker's Redis still holds what we sent it (tierroute/recovery.py).
+# Present while the broker's Redis still holds what we sent it (tierroute/pipeline/recovery.py).
 MARKER_KEY = "tierroute:broker-marker"
 
 log = logging.getLogger(__name__)

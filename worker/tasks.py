@@ -7,12 +7,12 @@ import uuid
 
 from celery import Task
 
-from tierroute.classify_batch import classify_batch
-from tierroute.dbretry import DATABASE_ERRORS, database_wait_s
 from tierroute.messages import CLASSIFY, CLASSIFY_MANY, COMPLETE, COMPLETE_MANY, SHADOW
-from tierroute.pipeline import RetryLater, classify_job
+from tierroute.pipeline.classify_chunk import classify_batch
+from tierroute.pipeline.shadow import chosen, shadow_job
+from tierroute.pipeline.steps import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.shadow import chosen, shadow_job
+from tierroute.store.retry import DATABASE_ERRORS, database_wait_s
 from worker.call_loop import call_loop
 from worker.celery_app import app
 
@@ -87,7 +87,7 @@ def complete_many(self: Task, job_ids: list[str], queue: str) -> None:
 
 @app.task(name=SHADOW, bind=True, max_retries=None)
 def shadow(self: Task, job_id: str) -> None:
-    """Judge a finished job against its neighbouring tier (tierroute/shadow.py)."""
+    """Judge a finished job against its neighbouring tier (tierroute/pipeline/shadow.py)."""
     try:
         outcome = shadow_job(get_runtime(), uuid.UUID(job_id))
     except DATABASE_ERRORS as exc:

@@ -12,17 +12,17 @@ from api.deps import get_rt, parse_id
 from api.results_stream import NDJSONStream, result_chunks
 from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven, error_responses
 from api.upload import spool_body
-from tierroute.batchapi import (
+from tierroute.pipeline.message_batches import (
     provider_batches_view,
     read_batch_body,
     request_cancel,
     resolve_mode,
 )
-from tierroute.db import session_scope
-from tierroute.ingest import copy_batch
-from tierroute.jobs import batch_view, cancel_batch, redrive_batch
-from tierroute.models import BatchMode
 from tierroute.runtime import Runtime
+from tierroute.store.engine import session_scope
+from tierroute.store.ingest import copy_batch
+from tierroute.store.jobs import batch_view, cancel_batch, redrive_batch
+from tierroute.store.models import BatchMode
 from tierroute.store.results import check_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=error_responses(400, 401, 404))

@@ -21,9 +21,9 @@ from api.auth import KeyCache, get_key_cache, resolve_key
 from api.deps import get_rt
 from api.schemas import error_responses
 from tierroute.dashboard import CONTENT_SECURITY_POLICY, dashboard_html
-from tierroute.db import session_scope
-from tierroute.errors import Unauthorized
+from tierroute.domain.errors import Unauthorized
 from tierroute.runtime import Runtime
+from tierroute.store.engine import session_scope
 
 router = APIRouter(tags=["dashboard"], responses=error_responses(401))
 

@@ -14,11 +14,11 @@ from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
 from api.schemas import JobAccepted, RatingIn, RatingOut, error_responses
-from tierroute.db import session_scope
-from tierroute.jobread import read_job_view
-from tierroute.jobs import claim_for_enqueue, create_job, rate_job, retry_job
+from tierroute.domain.specs import JobSpec
 from tierroute.runtime import Runtime
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import claim_for_enqueue, create_job, rate_job, retry_job
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(400, 401, 404))
 log = logging.getLogger(__name__)

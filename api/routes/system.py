@@ -17,16 +17,16 @@ from api.metrics import render_metrics
 from api.metrics_auth import get_aggregate_cache, require_metrics_access
 from api.queue import Enqueuer
 from api.schemas import Health, RouteIn, RouteOut, error_responses
-from tierroute import budgets
-from tierroute.classifiers import RoutingDecision
+from tierroute.classify import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
-from tierroute.db import raw_transaction, session_scope
-from tierroute.jobstore import insert_call
-from tierroute.metrics import AggregateCache
-from tierroute.pipeline import decide
-from tierroute.report import build_report
+from tierroute.domain.specs import parse_spec
+from tierroute.pipeline import budgets
+from tierroute.pipeline.steps import decide
 from tierroute.runtime import Runtime
-from tierroute.specs import parse_spec
+from tierroute.store.aggregates import AggregateCache
+from tierroute.store.engine import raw_transaction, session_scope
+from tierroute.store.leases import insert_call
+from tierroute.store.report import build_report
 
 router = APIRouter(tags=["system"])
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The Batch API bills half the list price, so the same calls live would have cost
-# cost_usd / 0.5: the saving is cost_usd * (1 - 0.5) / 0.5 (tierroute.cost.BATCH_RATE).
+# cost_usd / 0.5: the saving is cost_usd * (1 - 0.5) / 0.5 (tierroute.domain.cost.BATCH_RATE).
 BATCH_SAVED = "coalesce(sum(cost_usd * (1 - 0.5) / 0.5) FILTER (WHERE batch_api), 0)"
 
 VIEWS = {

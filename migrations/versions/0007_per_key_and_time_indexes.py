@@ -11,7 +11,7 @@ Revises: 0006
   (tierroute/store/results.py) reads a batch in (created_at, id) order, from the
   page's last row on, instead of sorting every finished job of the batch each page.
 
-The stale/stranded watches (tierroute/recovery.py) select by status, which
+The stale/stranded watches (tierroute/pipeline/recovery.py) select by status, which
 ix_jobs_status already serves; no partial index is added for them, since each
 index on a column a job's every step changes costs each of those updates.
 

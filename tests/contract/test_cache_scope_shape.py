@@ -7,11 +7,11 @@ import uuid
 import pytest
 from prism import assert_batch_accepted, assert_shape_accepted
 
-from tierroute.batchapi.requests import JobRow, batch_request
-from tierroute.caching import cache_scope
 from tierroute.config import Settings
-from tierroute.provider import build_completion_params
-from tierroute.tiers import load_tier_table
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.caching import cache_scope
+from tierroute.llm.provider import build_completion_params
+from tierroute.pipeline.message_batches.requests import JobRow, batch_request
 
 TABLE = load_tier_table()
 LONG_SYSTEM = "You are the ACME help desk; answer briefly and exactly. " * 360

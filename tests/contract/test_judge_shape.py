@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from prism import assert_shape_accepted
 
-from tierroute.shadow import build_judge_params
-from tierroute.tiers import load_tier_table
+from tierroute.domain.tiers import load_tier_table
+from tierroute.pipeline.shadow import build_judge_params
 
 TABLE = load_tier_table()
 

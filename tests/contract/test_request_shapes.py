@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from prism import assert_batch_accepted, assert_shape_accepted
 
-from tierroute.batchapi.requests import JobRow, batch_request
-from tierroute.classifiers.llm import build_classify_params
-from tierroute.provider import build_completion_params
-from tierroute.tiers import load_tier_table
+from tierroute.classify.llm import build_classify_params
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.provider import build_completion_params
+from tierroute.pipeline.message_batches.requests import JobRow, batch_request
 
 TABLE = load_tier_table()
 OVERRIDES: list[dict[str, Any] | None] = [

@@ -15,8 +15,8 @@ import pytest
 
 from tests.conftest import Services, truncate_all
 from tierroute.config import Settings
-from tierroute.procs import free_port
-from tierroute.stack import RunningStack, StackOptions, run_stack
+from tierroute.devstack.procs import free_port
+from tierroute.devstack.stack import RunningStack, StackOptions, run_stack
 
 FLOWER_AUTH = ("flower", "e2e-secret")
 # Tests marked with this run once per broker; the others on Redis only.

@@ -18,9 +18,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, Services, truncate_all
 from tests.e2e.conftest import api_client, started_stack, wait_for_batch
-from tierroute.cost import BATCH_RATE, TokenCounts, cost_usd
-from tierroute.stack import RunningStack
-from tierroute.tiers import load_tier_table
+from tierroute.devstack.stack import RunningStack
+from tierroute.domain.cost import BATCH_RATE, TokenCounts, cost_usd
+from tierroute.domain.tiers import load_tier_table
 
 pytestmark = pytest.mark.e2e
 

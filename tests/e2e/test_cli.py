@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.stack import RunningStack
+from tierroute.devstack.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from tests.integration.test_api_ingress import first_answer
-from tierroute.ingest import MAX_BATCH, MAX_BLANK_LINES
-from tierroute.stack import RunningStack
+from tierroute.devstack.stack import RunningStack
+from tierroute.store.ingest import MAX_BATCH, MAX_BLANK_LINES
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Services
 from tests.e2e.conftest import FLOWER_AUTH, ON_EVERY_BROKER, wait_for_batch, wait_for_job
-from tierroute.stack import RunningStack
+from tierroute.devstack.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

@@ -17,9 +17,9 @@ from api.metrics import QUEUES, SERIES
 from tests.conftest import Services, clear_rate_limits, truncate_all
 from tests.e2e.conftest import started_stack, wait_for_job
 from tests.metrics_text import assert_matches_postgres, names, parse_samples, value
-from tierroute.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY
-from tierroute.stack import RunningStack
-from tierroute.tiers import default_tier_table
+from tierroute.config import default_tier_table
+from tierroute.devstack.stack import RunningStack
+from tierroute.llm.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY
 
 pytestmark = pytest.mark.e2e
 # One Opus request every 2 s across all workers: three Opus jobs at once must wait.

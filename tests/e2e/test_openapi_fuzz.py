@@ -22,7 +22,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.e2e.poison import POISONS, HostileRequest, hostile_requests, send_declared
-from tierroute.stack import RunningStack
+from tierroute.devstack.stack import RunningStack
 
 pytestmark = pytest.mark.e2e
 

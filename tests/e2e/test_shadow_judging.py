@@ -1,7 +1,7 @@
 """Shadow judging end to end: the real stack learns a hidden rule from its own traffic.
 
 The simulator's judge follows a hidden rule keyed on made-up topic words the router
-never saw (tierroute/simulator/topics.py): a fifth of the prompts need the dearer
+never saw (tierroute/devstack/simulator/topics.py): a fifth of the prompts need the dearer
 tier. Shadow-judged traffic runs through the API, the workers and the simulator;
 `tierroute train` learns from the verdicts and promotes; a new stack then routes
 fresh traffic with the promoted version, and its APGR against the rule is measured.
@@ -25,9 +25,9 @@ import redis
 
 from tests.conftest import Services, truncate_all
 from tests.e2e.conftest import api_client, started_stack, wait_for_batch
-from tierroute.routing.metrics import apgr, routing_curve
-from tierroute.simulator.topics import HARD_TOPICS, UNSEEN_ASIDES, topic_prompts
-from tierroute.stack import RunningStack
+from tierroute.devstack.simulator.topics import HARD_TOPICS, UNSEEN_ASIDES, topic_prompts
+from tierroute.devstack.stack import RunningStack
+from tierroute.training.quality import apgr, routing_curve
 
 pytestmark = pytest.mark.e2e
 

@@ -15,9 +15,9 @@ from api.app import create_app
 from api.auth import KeyCache
 from api.deps import get_enqueuer
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.keys import create_api_key, revoke_api_key
-from tierroute.models import Job, ModelCall
+from tierroute.store.engine import session_scope
+from tierroute.store.keys import create_api_key, revoke_api_key
+from tierroute.store.models import Job, ModelCall
 
 pytestmark = pytest.mark.integration
 

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.feeder import Feeder
-from tierroute.keys import create_api_key
-from tierroute.models import Job
+from tierroute.pipeline.feeder import Feeder
+from tierroute.store.engine import session_scope
+from tierroute.store.keys import create_api_key
+from tierroute.store.models import Job
 
 pytestmark = pytest.mark.integration
 
@@ -58,8 +58,8 @@ def test_submit_answers_202_and_the_feeder_sends_the_job_later(clean_db: Service
 
 
 def test_retry_and_redrive_routes(clean_db: Services) -> None:
-    from tierroute.ingest import copy_batch, ndjson_specs
     from tierroute.runtime import get_runtime
+    from tierroute.store.ingest import copy_batch, ndjson_specs
 
     get_runtime()
     key_id, auth = new_key()

@@ -24,10 +24,10 @@ from api.deps import get_enqueuer
 from api.ingress import BATCH_BODY_BYTES, SINGLE_JOB_BODY_BYTES, SMALL_BODY_BYTES, Ingress
 from tests.conftest import Services
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
-from tierroute.db import session_scope
-from tierroute.ingest import MAX_BLANK_LINES
-from tierroute.models import Job
-from tierroute.procs import free_port
+from tierroute.devstack.procs import free_port
+from tierroute.store.engine import session_scope
+from tierroute.store.ingest import MAX_BLANK_LINES
+from tierroute.store.models import Job
 
 pytestmark = pytest.mark.integration
 

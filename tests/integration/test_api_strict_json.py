@@ -17,9 +17,9 @@ from api.deps import get_enqueuer
 from api.errors import error_response
 from tests.conftest import Services
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
-from tierroute.db import session_scope
 from tierroute.domain.storable import MAX_METADATA_BYTES
-from tierroute.models import Job
+from tierroute.store.engine import session_scope
+from tierroute.store.models import Job
 
 pytestmark = pytest.mark.integration
 

@@ -17,18 +17,18 @@ from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services, clear_settings_caches
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
-from tierroute.batchapi import poll_once, provider_batches_view, request_cancel, sdk
-from tierroute.cost import BATCH_RATE, TokenCounts, cost_usd
-from tierroute.db import session_scope
-from tierroute.errors import PermanentProviderError
-from tierroute.ingest import copy_batch
-from tierroute.jobs import batch_view
-from tierroute.models import BatchMode, Job, JobStatus, ModelCall, ProviderBatch
-from tierroute.pipeline import classify_job, complete_job
-from tierroute.report import build_report, format_report
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.cost import BATCH_RATE, TokenCounts, cost_usd
+from tierroute.domain.errors import PermanentProviderError
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.message_batches import poll_once, provider_batches_view, request_cancel, sdk
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.ingest import copy_batch
+from tierroute.store.jobs import batch_view
+from tierroute.store.models import BatchMode, Job, JobStatus, ModelCall, ProviderBatch
+from tierroute.store.report import build_report, format_report
 
 pytestmark = pytest.mark.integration
 

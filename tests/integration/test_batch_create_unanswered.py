@@ -19,11 +19,11 @@ from tests.integration.test_batch_api import (
     jobs,
     submit,
 )
-from tierroute.batchapi import poll_once, sdk
-from tierroute.errors import RetryableProviderError
-from tierroute.models import JobStatus
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.errors import RetryableProviderError
+from tierroute.pipeline.message_batches import poll_once, sdk
 from tierroute.runtime import Runtime
-from tierroute.simulator import RunningSimulator
+from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 

@@ -17,9 +17,9 @@ from tests.integration.test_batch_api import (
     jobs,
     submit,
 )
-from tierroute.batchapi import poll_once
-from tierroute.models import JobStatus
-from tierroute.simulator import RunningSimulator
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.pipeline.message_batches import poll_once
+from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 

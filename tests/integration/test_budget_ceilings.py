@@ -18,15 +18,16 @@ import pytest
 from sqlalchemy import text
 
 from tests.conftest import Services
-from tierroute.budgets import BudgetGuard, BudgetPolicy, worst_case_cost
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view, retry_job
-from tierroute.keys import create_api_key
-from tierroute.models import JobStatus
-from tierroute.pipeline import RetryLater, classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.budget import BudgetPolicy
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.budgets import BudgetGuard, worst_case_cost
+from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view, retry_job
+from tierroute.store.keys import create_api_key
+from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 

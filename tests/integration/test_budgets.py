@@ -10,16 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import Services
-from tierroute.budgets import BudgetGuard, BudgetPolicy, worst_case_cost
-from tierroute.cli import main
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view, retry_job
-from tierroute.keys import create_api_key, set_daily_budget
-from tierroute.models import JobStatus
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.cli.main import main
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.budget import BudgetPolicy
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.budgets import BudgetGuard, worst_case_cost
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view, retry_job
+from tierroute.store.keys import create_api_key, set_daily_budget
+from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 
@@ -150,7 +151,7 @@ def test_retrying_a_rejected_job_checks_the_budget_again(rt: Runtime) -> None:
 
 
 def get_key_name(key_id: uuid.UUID) -> str:
-    from tierroute.models import ApiKey
+    from tierroute.store.models import ApiKey
 
     with session_scope() as session:
         key = session.get(ApiKey, key_id)

@@ -14,7 +14,7 @@ from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
-from tierroute.db import session_scope
+from tierroute.store.engine import session_scope
 
 pytestmark = pytest.mark.integration
 

@@ -17,17 +17,17 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.batchapi import poll_once
-from tierroute.caching import KEY_PREFIX
-from tierroute.db import session_scope
-from tierroute.ingest import copy_batch
-from tierroute.jobs import create_job
-from tierroute.keys import create_api_key
-from tierroute.models import BatchMode, Job, ModelCall
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.llm.caching import KEY_PREFIX
+from tierroute.pipeline.message_batches import poll_once
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.ingest import copy_batch
+from tierroute.store.jobs import create_job
+from tierroute.store.keys import create_api_key
+from tierroute.store.models import BatchMode, Job, ModelCall
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ import pytest
 from tests.conftest import Services
 from tests.integration.test_classify_batch import configure, load_job
 from tests.integration.test_complete_many import complete_calls_by_job, routed_by_tier
-from tierroute.models import JobStatus
-from tierroute.pipeline import RetryLater, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.pipeline.steps import RetryLater, complete_job
 from tierroute.runtime import Runtime
-from tierroute.simulator import RunningSimulator
+from tierroute.store.models import JobStatus
 from worker import tasks
 
 pytestmark = pytest.mark.integration

@@ -19,11 +19,11 @@ import psycopg
 import pytest
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute import jobstore
-from tierroute.db import raw_autocommit, session_scope
-from tierroute.jobs import cancel_batch
-from tierroute.pipeline import decide
+from tierroute.pipeline.steps import decide
 from tierroute.runtime import get_runtime
+from tierroute.store import leases
+from tierroute.store.engine import raw_autocommit, session_scope
+from tierroute.store.jobs import cancel_batch
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +123,7 @@ def test_a_classify_chunk_locks_its_jobs_in_id_order(
 
     def route() -> set[uuid.UUID]:
         with raw_autocommit() as cur:
-            return jobstore.route_queued(cur, decisions)
+            return leases.route_queued(cur, decisions)
 
     held, outcome = held_while_waiting(clean_db.database_url, blocker, ids, route)
     assert held == set(ids[: len(ids) // 2])

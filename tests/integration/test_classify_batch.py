@@ -11,17 +11,17 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute import jobstore
-from tierroute.budgets import worst_case_cost
-from tierroute.classify_batch import classify_batch
-from tierroute.db import raw_autocommit, session_scope
-from tierroute.ingest import copy_batch
-from tierroute.jobs import cancel_batch, create_job, retry_job
-from tierroute.models import BatchMode, Job, JobStatus, ModelCall, RoutingDecision
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.budgets import worst_case_cost
+from tierroute.pipeline.classify_chunk import classify_batch
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store import leases
+from tierroute.store.engine import raw_autocommit, session_scope
+from tierroute.store.ingest import copy_batch
+from tierroute.store.jobs import cancel_batch, create_job, retry_job
+from tierroute.store.models import BatchMode, Job, JobStatus, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 
@@ -82,8 +82,10 @@ def submit_batch(prompts: list[str], mode: BatchMode) -> tuple[uuid.UUID, list[u
     with session_scope() as session:
         batch_id, _ = copy_batch(session, specs, default_max_tokens=MAX_TOKENS, mode=mode)
     with session_scope() as session:
-        ids = session.scalars(select(Job.id).where(Job.batch_id == batch_id)).all()
-    return batch_id, list(ids)
+        rows = session.execute(select(Job.prompt, Job.id).where(Job.batch_id == batch_id)).all()
+    # Ids in the order of `prompts`: the rows come back in whatever order the plan reads them.
+    id_of = {prompt: job_id for prompt, job_id in rows}
+    return batch_id, [id_of[prompt] for prompt in prompts]
 
 
 def load_job(job_id: uuid.UUID) -> Job:
@@ -273,9 +275,7 @@ def test_route_queued_claims_only_jobs_still_queued(rt: Runtime) -> None:
     batch_id, [cancelled_since] = submit_batch(PROMPTS[:1], BatchMode.LIVE)
     queued, routed_since = submit_all(PROMPTS[1:3])
     with raw_autocommit() as cur:
-        rows = jobstore.read_for_classify(
-            cur, [cancelled_since, queued, routed_since, uuid.uuid4()]
-        )
+        rows = leases.read_for_classify(cur, [cancelled_since, queued, routed_since, uuid.uuid4()])
     assert {row[0] for row in rows} == {cancelled_since, queued, routed_since}
     assert all(row[1] == JobStatus.QUEUED and row[2] is None for row in rows)
     # Between the read and the write, one job is cancelled and a duplicate message routes another.
@@ -287,8 +287,8 @@ def test_route_queued_claims_only_jobs_still_queued(rt: Runtime) -> None:
     ]
     decided.append((routed_since, rt.policy.manual(rt.tiers.get("opus"))))
     with raw_autocommit() as cur:
-        assert jobstore.route_queued(cur, decided) == {queued}
-        assert jobstore.route_queued(cur, []) == set()
+        assert leases.route_queued(cur, decided) == {queued}
+        assert leases.route_queued(cur, []) == set()
     assert_routed(queued, rt.classifier.classify(PROMPTS[1]).tier)
     assert_untouched(cancelled_since, JobStatus.CANCELLED)
     [kept] = decisions(routed_since)
@@ -301,7 +301,7 @@ def test_a_job_cancelled_after_the_chunk_was_read_is_not_handed_on(
 ) -> None:
     batch_id, [cancelled] = submit_batch(PROMPTS[:1], BatchMode.LIVE)
     queued = submit(PROMPTS[2])
-    read = jobstore.read_for_classify
+    read = leases.read_for_classify
 
     def read_then_cancel(cur: Any, ids: list[uuid.UUID]) -> list[Any]:
         rows = read(cur, ids)
@@ -309,7 +309,7 @@ def test_a_job_cancelled_after_the_chunk_was_read_is_not_handed_on(
             assert cancel_batch(session, batch_id) == 1
         return rows
 
-    monkeypatch.setattr(jobstore, "read_for_classify", read_then_cancel)
+    monkeypatch.setattr(leases, "read_for_classify", read_then_cancel)
     routing = classify_batch(rt, [cancelled, queued])
     assert routing.hand_on == [(queued, rt.classifier.classify(PROMPTS[2]).tier)]
     assert routing.on_their_own == []

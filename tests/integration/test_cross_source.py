@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import IN_CI
-from tierroute.cli import main
+from tierroute.cli.main import main
 from tierroute.training.sources import SOURCE_NAMES, default_data_dir
 
 pytestmark = pytest.mark.integration

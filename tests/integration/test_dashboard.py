@@ -15,11 +15,11 @@ from sqlalchemy import text
 from api.app import create_app
 from tests.conftest import REPO_ROOT, Services
 from tests.seed_dashboard import DAYS, JOBS_PER_DAY, Seeded, seed_dashboard
+from tierroute.config import default_tier_table
 from tierroute.dashboard import load_dashboard
 from tierroute.dashboard.data import spend_by_day
-from tierroute.db import session_scope
 from tierroute.runtime import get_runtime
-from tierroute.tiers import default_tier_table
+from tierroute.store.engine import session_scope
 
 pytestmark = pytest.mark.integration
 TIERS = default_tier_table()

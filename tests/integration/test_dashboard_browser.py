@@ -24,11 +24,11 @@ from sqlalchemy import text
 from api.app import create_app
 from tests.conftest import IN_CI, Services
 from tests.seed_dashboard import JOBS_PER_DAY, SATISFACTION, Seeded, seed_dashboard
-from tierroute.cli import main
-from tierroute.db import session_scope
-from tierroute.procs import free_port
+from tierroute.cli.main import main
+from tierroute.config import default_tier_table
+from tierroute.devstack.procs import free_port
 from tierroute.runtime import get_runtime
-from tierroute.tiers import default_tier_table
+from tierroute.store.engine import session_scope
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHARTS = (

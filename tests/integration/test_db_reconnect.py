@@ -8,8 +8,8 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
-from tierroute import db
 from tierroute.config import get_settings
+from tierroute.store import engine as db
 
 pytestmark = pytest.mark.integration
 

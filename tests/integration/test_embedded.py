@@ -20,9 +20,9 @@ import pytest
 import redis
 
 import tierroute
-from tierroute.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_services
-from tierroute.embedded._process import port_is_open, read_pid
-from tierroute.errors import ConfigurationError
+from tierroute.devstack.embedded import EmbeddedPostgres, EmbeddedRedis, embedded_services
+from tierroute.devstack.embedded._process import port_is_open, read_pid
+from tierroute.domain.errors import ConfigurationError
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -113,7 +113,7 @@ def test_only_what_is_needed_starts(data_dir: Path) -> None:
 _ORPHAN_MAKER = """
 import json, sys, time
 from pathlib import Path
-from tierroute.embedded import EmbeddedPostgres, EmbeddedRedis
+from tierroute.devstack.embedded import EmbeddedPostgres, EmbeddedRedis
 pg = EmbeddedPostgres(Path(sys.argv[1]))
 rd = EmbeddedRedis(Path(sys.argv[1]))
 print(json.dumps([pg.start(), rd.start()]), flush=True)

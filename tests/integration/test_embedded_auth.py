@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tierroute.embedded import EmbeddedPostgres
+from tierroute.devstack.embedded import EmbeddedPostgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 PASSWORD_FILE = "postgres.password"  # in the data dir

@@ -11,13 +11,13 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.errors import InvalidInput
-from tierroute.feeder import Feeder
-from tierroute.ingest import copy_batch, ndjson_specs
-from tierroute.jobs import batch_view, cancel_batch, claim_for_enqueue
-from tierroute.models import Batch, Job, JobStatus
+from tierroute.domain.errors import InvalidInput
+from tierroute.pipeline.feeder import Feeder
 from tierroute.runtime import get_runtime
+from tierroute.store.engine import session_scope
+from tierroute.store.ingest import copy_batch, ndjson_specs
+from tierroute.store.jobs import batch_view, cancel_batch, claim_for_enqueue
+from tierroute.store.models import Batch, Job, JobStatus
 from worker.feeder import CeleryOutlet
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ def test_cancel_stops_jobs_that_have_not_started(db: Services) -> None:
         view = batch_view(session, batch_id)
     assert view["counts"]["cancelled"] == 3 and view["counts"]["running"] == 1
     rt = get_runtime()
-    from tierroute.pipeline import classify_job, complete_job
+    from tierroute.pipeline.steps import classify_job, complete_job
 
     assert classify_job(rt, jobs[2].id) is None  # a cancelled job is never classified
     assert complete_job(rt, jobs[1].id) is None  # nor called

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
-from tierroute.migrate import downgrade, upgrade
-from tierroute.report import SCOPED_QUALITY
+from tierroute.store.migrate import downgrade, upgrade
+from tierroute.store.report import SCOPED_QUALITY
 from tierroute.store.results import AFTER, FINISHED, JOBS
 
 pytestmark = pytest.mark.integration

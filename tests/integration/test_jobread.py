@@ -7,14 +7,14 @@ import uuid
 import pytest
 
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.errors import NotFound
-from tierroute.jobread import read_job_view
-from tierroute.jobs import create_job, get_job, job_view
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.errors import NotFound
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job, get_job, job_view
 
 pytestmark = pytest.mark.integration
 

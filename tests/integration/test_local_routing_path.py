@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view
-from tierroute.models import Job, JobStatus, ModelCall, RoutingDecision
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view
+from tierroute.store.models import Job, JobStatus, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 

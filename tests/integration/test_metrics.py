@@ -16,11 +16,11 @@ from api.metrics import QUEUES, SERIES
 from tests.conftest import Services, clear_rate_limits
 from tests.metrics_text import assert_matches_postgres, names, parse_samples, value
 from tests.seed_dashboard import seed_dashboard
-from tierroute.db import session_scope
-from tierroute.keys import create_api_key, issue_key
-from tierroute.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY, ModelLimits, RateLimiter
+from tierroute.config import default_tier_table
+from tierroute.llm.ratelimit import WAIT_SECONDS_KEY, WAITS_KEY, ModelLimits, RateLimiter
 from tierroute.runtime import get_runtime
-from tierroute.tiers import default_tier_table
+from tierroute.store.engine import session_scope
+from tierroute.store.keys import create_api_key, issue_key
 
 pytestmark = pytest.mark.integration
 TIERS = default_tier_table()

@@ -14,10 +14,10 @@ from api.app import create_app
 from tests.conftest import Services, clear_settings_caches
 from tests.metrics_text import parse_samples, value
 from tests.seed_dashboard import seed_dashboard
-from tierroute import db
-from tierroute.db import session_scope
-from tierroute.keys import create_api_key, revoke_api_key
-from tierroute.tiers import default_tier_table
+from tierroute.config import default_tier_table
+from tierroute.store import engine as db
+from tierroute.store.engine import session_scope
+from tierroute.store.keys import create_api_key, revoke_api_key
 
 pytestmark = pytest.mark.integration
 TOKEN = "metrics-" + uuid.uuid4().hex  # 40 characters

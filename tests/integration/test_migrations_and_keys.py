@@ -10,12 +10,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.conftest import Services
-from tierroute.cli import main
+from tierroute.cli.main import main
 from tierroute.config import get_settings
-from tierroute.db import init_engine, session_scope
-from tierroute.keys import hash_key
-from tierroute.migrate import downgrade, upgrade
-from tierroute.models import ApiKey
+from tierroute.store.engine import init_engine, session_scope
+from tierroute.store.keys import hash_key
+from tierroute.store.migrate import downgrade, upgrade
+from tierroute.store.models import ApiKey
 
 pytestmark = pytest.mark.integration
 

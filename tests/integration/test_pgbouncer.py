@@ -26,15 +26,15 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import IN_CI, Services, clear_settings_caches
-from tierroute.classify_batch import classify_batch
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.models import Job, JobStatus, ModelCall
-from tierroute.pipeline import classify_job, complete_job
-from tierroute.procs import free_port
+from tierroute.devstack.procs import free_port
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.classify_chunk import classify_batch
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
+from tierroute.store.models import Job, JobStatus, ModelCall
 from worker import tasks
 
 pytestmark = pytest.mark.integration

@@ -10,15 +10,15 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services, clear_rate_limits
-from tierroute.classifiers import MANUAL_OVERRIDE
-from tierroute.db import session_scope
-from tierroute.errors import Conflict
-from tierroute.jobs import create_job, get_job, job_view, rate_job, retry_job
-from tierroute.models import JobStatus, ModelCall, RoutingDecision
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.classify import MANUAL_OVERRIDE
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.errors import Conflict
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view, rate_job, retry_job
+from tierroute.store.models import JobStatus, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ def test_low_confidence_goes_to_the_default_tier_with_its_cost_ratio(rt: Runtime
 
 
 def replace_policy(rt: Runtime, policy: object) -> object:
-    from tierroute.classifiers import LlmClassifier
+    from tierroute.classify import LlmClassifier
 
     return LlmClassifier(rt.client, rt.tiers, policy, simulated=True, timeout_s=5)  # type: ignore[arg-type]
 
@@ -155,7 +155,7 @@ def test_classifier_timeout_falls_back(rt: Runtime, sim: RunningSimulator) -> No
 
 
 def _classifier_with_timeout(rt: Runtime, timeout_s: float) -> object:
-    from tierroute.classifiers import LlmClassifier
+    from tierroute.classify import LlmClassifier
 
     return LlmClassifier(rt.client, rt.tiers, rt.policy, simulated=True, timeout_s=timeout_s)  # type: ignore[return-value]
 

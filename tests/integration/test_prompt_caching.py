@@ -14,16 +14,16 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.caching import KEY_PREFIX, CacheGate, CacheWarming, enter_with, leave_gate
-from tierroute.db import session_scope
-from tierroute.errors import RateLimited
-from tierroute.jobs import create_job
-from tierroute.models import Job, JobStatus, ModelCall
-from tierroute.pipeline import RetryLater, classify_job, complete_job
-from tierroute.report import build_report, format_report
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.errors import RateLimited
+from tierroute.domain.specs import JobSpec
+from tierroute.llm.caching import KEY_PREFIX, CacheGate, CacheWarming, enter_with, leave_gate
+from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
+from tierroute.store.models import Job, JobStatus, ModelCall
+from tierroute.store.report import build_report, format_report
 
 pytestmark = pytest.mark.integration
 

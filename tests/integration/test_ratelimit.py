@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from tests.conftest import Services, clear_rate_limits
-from tierroute.ratelimit import LIMITER_POOL_SIZE, ModelLimits, RateLimiter, limiter_pool
+from tierroute.llm.ratelimit import LIMITER_POOL_SIZE, ModelLimits, RateLimiter, limiter_pool
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ import uuid
 import pytest
 
 from tests.conftest import Services, clear_rate_limits, clear_settings_caches
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view
-from tierroute.models import JobStatus
-from tierroute.pipeline import RetryLater, classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view
+from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
-from tierroute.db import session_scope
-from tierroute.jobs import get_job, job_view
-from tierroute.models import Job
-from tierroute.procs import free_port
+from tierroute.devstack.procs import free_port
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import get_job, job_view
+from tierroute.store.models import Job
 from tierroute.store.results import FINISHED
 
 pytestmark = pytest.mark.integration

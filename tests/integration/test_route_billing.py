@@ -13,14 +13,14 @@ from sqlalchemy import text
 from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
-from tierroute.budgets import worst_case_cost
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, get_job, job_view
-from tierroute.keys import create_api_key
-from tierroute.pipeline import classify_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.budgets import worst_case_cost
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, get_job, job_view
+from tierroute.store.keys import create_api_key
 
 pytestmark = pytest.mark.integration
 

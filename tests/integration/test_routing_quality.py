@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import IN_CI
-from tierroute.cli import main
-from tierroute.routing.datasets import default_mmlu_dir, load_mmlu, mmlu_split
+from tierroute.cli.main import main
+from tierroute.training.datasets import default_mmlu_dir, load_mmlu, mmlu_split
 
 pytestmark = pytest.mark.integration
 

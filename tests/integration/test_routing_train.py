@@ -11,16 +11,17 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.cli import main
-from tierroute.db import session_scope
-from tierroute.jobs import create_job, rate_job
-from tierroute.models import RoutingDecision
-from tierroute.pipeline import classify_job, complete_job
-from tierroute.routing import calibration, store
-from tierroute.routing.model import LocalModel
+from tierroute.classify import artifacts
+from tierroute.classify.model import LocalModel
+from tierroute.cli.main import main
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job, rate_job
+from tierroute.store.models import RoutingDecision
+from tierroute.training import calibration
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +67,12 @@ def test_decisions_record_the_local_classifier_and_its_version(rt: Runtime) -> N
             select(RoutingDecision).where(RoutingDecision.job_id == job_id)
         ).one()
         assert decision.classifier == "local"
-        assert decision.classifier_version == store.load_packaged().version
+        assert decision.classifier_version == artifacts.load_packaged().version
         assert decision.score is not None and 0 <= decision.score <= 1
 
 
 def test_train_learns_from_the_ratings_table(rt: Runtime, tmp_path: Path) -> None:
-    packaged = store.load_packaged()
+    packaged = artifacts.load_packaged()
     before = packaged.score(ODD_PROMPT)
     odd_tier = None
     for _ in range(8):  # a quarter of rated jobs is held out, by job id
@@ -90,7 +91,7 @@ def test_train_learns_from_the_ratings_table(rt: Runtime, tmp_path: Path) -> Non
     assert trained.meta["trained_on"]["ratings"] >= 3
     # Low ratings on haiku: the prompt needed a stronger tier, and the new version knows.
     assert trained.score(ODD_PROMPT) > before + 0.1
-    assert outcome["current_version"] == store.load_packaged().version
+    assert outcome["current_version"] == artifacts.load_packaged().version
     assert "rubric_accuracy" in outcome["heldout"] and outcome["reason"]
 
 
@@ -126,8 +127,8 @@ def test_calibrate_hits_target_shares_from_recorded_scores(
 def test_the_report_counts_decisions_per_classifier(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tierroute.report import build_report, format_report
-    from tierroute.tiers import default_tier_table
+    from tierroute.config import default_tier_table
+    from tierroute.store.report import build_report, format_report
 
     for prompt in PROMPTS[:3]:
         run_job(rt, prompt)

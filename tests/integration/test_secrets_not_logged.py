@@ -8,12 +8,12 @@ import uuid
 import pytest
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.pipeline import classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.steps import classify_job, complete_job
 from tierroute.runtime import get_runtime
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
 
 pytestmark = pytest.mark.integration
 

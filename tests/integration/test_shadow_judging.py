@@ -10,13 +10,13 @@ import psycopg
 import pytest
 
 from tests.conftest import Services, clear_rate_limits, clear_settings_caches
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.pipeline import RetryLater, classify_job, complete_job
+from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.shadow import chosen, shadow_job
+from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.shadow import chosen, shadow_job
-from tierroute.simulator import RunningSimulator
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
 
 pytestmark = pytest.mark.integration
 
@@ -153,7 +153,7 @@ def test_the_report_and_the_dashboard_show_the_learning_cost_apart(
 ) -> None:
     from tierroute.dashboard import render_dashboard
     from tierroute.dashboard.data import LEARNING, load_dashboard, spend_by_day
-    from tierroute.report import build_report, format_report
+    from tierroute.store.report import build_report, format_report
 
     run_job(rt, "Translate 'good night' into German.")  # answered, not judged
     judged = run_job(rt, SIMPLE)

@@ -8,11 +8,11 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.recovery import StaleRouteWatch
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.recovery import StaleRouteWatch
 from tierroute.runtime import get_runtime
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
 
 pytestmark = pytest.mark.integration
 

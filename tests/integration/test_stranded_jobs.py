@@ -9,11 +9,11 @@ import pytest
 
 from tests.conftest import Services
 from tierroute.config import Settings
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.recovery import StrandedJobWatch
+from tierroute.domain.specs import JobSpec
+from tierroute.pipeline.recovery import StrandedJobWatch
 from tierroute.runtime import get_runtime
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
 
 pytestmark = pytest.mark.integration
 

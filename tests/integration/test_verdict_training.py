@@ -10,15 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import Services, clear_settings_caches
-from tierroute.cli import main
-from tierroute.db import session_scope
-from tierroute.jobs import create_job
-from tierroute.routing import store
-from tierroute.routing.metrics import apgr, routing_curve
-from tierroute.routing.model import LocalModel
+from tierroute.classify import artifacts
+from tierroute.classify.model import LocalModel
+from tierroute.cli.main import main
+from tierroute.devstack.simulator.topics import UNSEEN_ASIDES, topic_prompts
+from tierroute.domain.specs import JobSpec
 from tierroute.runtime import get_runtime
-from tierroute.simulator.topics import UNSEEN_ASIDES, topic_prompts
-from tierroute.specs import JobSpec
+from tierroute.store.engine import session_scope
+from tierroute.store.jobs import create_job
+from tierroute.training.quality import apgr, routing_curve
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ def test_train_learns_a_hidden_rule_from_verdicts_and_promotes(
     clear_settings_caches()
     get_runtime()  # opens this process's database engine
     fresh = topic_prompts(500, seed=7, asides=UNSEEN_ASIDES)
-    assert rule_apgr(store.load_packaged(), fresh) < 0.6  # the packaged router cannot tell
+    assert rule_apgr(artifacts.load_packaged(), fresh) < 0.6  # the packaged router cannot tell
     judged_jobs(clean_db, topic_prompts(400, seed=1))
     out = CliRunner().invoke(main, ["train", "--no-mmlu", "--json"])
     assert out.exit_code == 0, out.output
@@ -65,6 +65,6 @@ def test_train_learns_a_hidden_rule_from_verdicts_and_promotes(
     assert (
         outcome["heldout"]["verdicts_agreement"] > outcome["current_heldout"]["verdicts_agreement"]
     )
-    current, _ = store.load_current(tmp_path / "router")
+    current, _ = artifacts.load_current(tmp_path / "router")
     assert current.version == outcome["version"]
     assert rule_apgr(current, fresh) >= 0.8

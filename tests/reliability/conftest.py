@@ -1,6 +1,6 @@
 """Reliability tests: real processes and services, killed and restarted mid-batch.
 
-Each test starts its own stack (tierroute.stack, as `tierroute up` does) with
+Each test starts its own stack (tierroute.devstack.stack, as `tierroute up` does) with
 settings that make recovery quick, submits a batch over HTTP and then reads the
 outcome from Postgres, which keeps answering while the API or broker is away.
 """
@@ -24,9 +24,9 @@ import redis
 
 from tests.conftest import truncate_all
 from tierroute.config import Settings
-from tierroute.migrate import upgrade
-from tierroute.procs import free_port
-from tierroute.stack import RunningStack, StackOptions, run_stack
+from tierroute.devstack.procs import free_port
+from tierroute.devstack.stack import RunningStack, StackOptions, run_stack
+from tierroute.store.migrate import upgrade
 
 # Leases are request timeout + 30 s (config.LEASE_MARGIN_S); Redis hands a dead
 # worker's messages to another after the visibility timeout, which must outlast them.

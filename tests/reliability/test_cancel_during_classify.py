@@ -22,7 +22,7 @@ from tests.reliability.conftest import (
     submit_batch,
     wait_for_batch,
 )
-from tierroute.stack import RunningStack
+from tierroute.devstack.stack import RunningStack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 

@@ -23,7 +23,7 @@ from tests.reliability.conftest import (
     submit_batch,
     wait_for_batch,
 )
-from tierroute.embedded import EmbeddedPostgres
+from tierroute.devstack.embedded import EmbeddedPostgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 

@@ -20,7 +20,7 @@ from tests.reliability.conftest import (
     submit_batch,
     wait_for_batch,
 )
-from tierroute.embedded import EmbeddedRedis
+from tierroute.devstack.embedded import EmbeddedRedis
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 

@@ -20,8 +20,8 @@ from tests.reliability.conftest import (
     submit_batch,
     wait_for_batch,
 )
-from tierroute.procs import Child
-from tierroute.stack import RunningStack, StackOptions, add_tier_worker
+from tierroute.devstack.procs import Child
+from tierroute.devstack.stack import RunningStack, StackOptions, add_tier_worker
 
 pytestmark = [pytest.mark.e2e, pytest.mark.reliability]
 

@@ -12,9 +12,11 @@ import fakeredis
 import pytest
 import redis
 
-from tierroute.batchapi.body import read_batch_body, resolve_mode
-from tierroute.batchapi.requests import JobRow, batch_request, request_bytes, split
-from tierroute.caching import (
+from tierroute.classify.llm import RUBRIC, build_classify_params
+from tierroute.domain.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
+from tierroute.domain.errors import InvalidInput
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.caching import (
     CacheGate,
     PrimerPass,
     cached_system,
@@ -22,13 +24,11 @@ from tierroute.caching import (
     leave_gate,
     prefix_key,
 )
-from tierroute.classifiers.llm import RUBRIC, build_classify_params
-from tierroute.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
-from tierroute.errors import InvalidInput
-from tierroute.models import BatchMode
-from tierroute.provider import build_completion_params
-from tierroute.report import format_report
-from tierroute.tiers import load_tier_table
+from tierroute.llm.provider import build_completion_params
+from tierroute.pipeline.message_batches.body import read_batch_body, resolve_mode
+from tierroute.pipeline.message_batches.requests import JobRow, batch_request, request_bytes, split
+from tierroute.store.models import BatchMode
+from tierroute.store.report import format_report
 from worker.batch_tasks import POLL, beat_schedule
 
 TABLE = load_tier_table()

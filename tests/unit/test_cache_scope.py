@@ -6,10 +6,9 @@ import uuid
 
 from pydantic import SecretStr
 
-from tierroute.caching import cache_scope, cached_system, prefix_key
-from tierroute.config import Settings
-from tierroute.provider import build_completion_params
-from tierroute.tiers import default_tier_table
+from tierroute.config import Settings, default_tier_table
+from tierroute.llm.caching import cache_scope, cached_system, prefix_key
+from tierroute.llm.provider import build_completion_params
 
 TABLE = default_tier_table()
 LONG = "Answer from the handbook. " * 800

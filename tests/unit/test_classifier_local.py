@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.classifiers import (
+from tierroute.classify import (
     HybridClassifier,
     LocalClassifier,
     RoutingDecision,
     RoutingPolicy,
     ScoreThresholds,
+    artifacts,
     build_classifier,
 )
-from tierroute.config import Settings
-from tierroute.routing import store
-from tierroute.routing.datasets import load_rubric
-from tierroute.routing.model import LocalModel
-from tierroute.tiers import default_tier_table
+from tierroute.classify.model import LocalModel
+from tierroute.config import Settings, default_tier_table
+from tierroute.training.datasets import load_rubric
 
 TIERS = default_tier_table()
 POLICY = RoutingPolicy(TIERS, "sonnet", 0.7)
@@ -36,7 +35,7 @@ LESSON_EXAMPLES = {
 
 @pytest.fixture(scope="module")
 def model() -> LocalModel:
-    return store.load_packaged()
+    return artifacts.load_packaged()
 
 
 @pytest.fixture(scope="module")
@@ -106,15 +105,15 @@ def test_settings_thresholds_win_over_calibrated_and_model(
     model: LocalModel, tmp_path: Path
 ) -> None:
     settings = Settings(router_dir=tmp_path)
-    assert store.resolve_thresholds(settings, model).source.startswith("model")
-    store.save_thresholds(tmp_path, ScoreThresholds(0.2, 0.6), {"method": "test"})
-    calibrated = store.resolve_thresholds(settings, model)
+    assert artifacts.resolve_thresholds(settings, model).source.startswith("model")
+    artifacts.save_thresholds(tmp_path, ScoreThresholds(0.2, 0.6), {"method": "test"})
+    calibrated = artifacts.resolve_thresholds(settings, model)
     assert (calibrated.haiku_max, calibrated.opus_min, calibrated.source) == (
         0.2,
         0.6,
         "calibrated",
     )
-    pinned = store.resolve_thresholds(
+    pinned = artifacts.resolve_thresholds(
         Settings(router_dir=tmp_path, haiku_max_score=0.1, opus_min_score=0.9), model
     )
     assert (pinned.haiku_max, pinned.opus_min, pinned.source) == (0.1, 0.9, "settings")
@@ -135,7 +134,7 @@ def test_local_is_the_default_classifier(tmp_path: Path) -> None:
 
 
 def test_the_artifact_is_packaged_and_small() -> None:
-    path = store.packaged_path()
+    path = artifacts.packaged_path()
     assert path.exists() and path.stat().st_size <= 20 * 1024 * 1024
 
 
@@ -203,7 +202,7 @@ def test_decisions_carry_a_version_for_routing_decisions(local: LocalClassifier)
 def test_the_demo_sample_set_written_separately_routes_as_labelled(local: LocalClassifier) -> None:
     import json
 
-    from tierroute.routing.store import packaged_path
+    from tierroute.classify.artifacts import packaged_path
 
     labels = {"simple": "haiku", "moderate": "sonnet", "complex": "opus"}
     path = packaged_path().with_name("sample_prompts.jsonl")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tierroute.routing.metrics import (
+from tierroute.training.quality import (
     apgr,
     at_shares,
     cpt,

@@ -9,14 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tierroute.classifiers import ScoreThresholds, build_local
-from tierroute.cli import main
-from tierroute.config import Settings
-from tierroute.routing import store
-from tierroute.routing.calibration import for_quality, shares_of, thresholds_for_shares
-from tierroute.routing.datasets import EvalItem, load_rubric, mmlu_split
-from tierroute.routing.training import RatedJob, promotion_verdict, rating_examples
-from tierroute.tiers import default_tier_table
+from tierroute.classify import ScoreThresholds, artifacts, build_local
+from tierroute.cli.main import main
+from tierroute.config import Settings, default_tier_table
+from tierroute.training.calibration import for_quality, shares_of, thresholds_for_shares
+from tierroute.training.datasets import EvalItem, load_rubric, mmlu_split
+from tierroute.training.feedback import RatedJob, promotion_verdict, rating_examples
 
 TIERS = default_tier_table()
 QUALITY = {"haiku": {"haiku": 1.0, "sonnet": 1.0, "opus": 1.0},
@@ -71,7 +69,7 @@ def test_train_promotes_then_refuses_a_worse_version(router_dir: Path, tmp_path:
     assert first.exit_code == 0, first.output
     good = json.loads(first.output)
     assert good["promoted"] and (router_dir / "versions" / f"{good['version']}.npz").exists()
-    assert store.promoted(router_dir)["version"] == good["version"]  # type: ignore[index]
+    assert artifacts.promoted(router_dir)["version"] == good["version"]  # type: ignore[index]
     # Labels that contradict the rubric: every training prompt on the wrong tier, twice.
     flipped = {"haiku": "opus", "sonnet": "haiku", "opus": "haiku"}
     bad = tmp_path / "bad.jsonl"
@@ -84,7 +82,7 @@ def test_train_promotes_then_refuses_a_worse_version(router_dir: Path, tmp_path:
     second = runner.invoke(main, ["train", "--no-mmlu", "--no-ratings", "--labels", str(bad)])
     assert second.exit_code == 2, second.output
     assert "NOT promoted" in second.output and "held-out average" in second.output
-    assert store.promoted(router_dir)["version"] == good["version"]  # type: ignore[index]
+    assert artifacts.promoted(router_dir)["version"] == good["version"]  # type: ignore[index]
     # The classifier loads the promoted version, not the packaged one.
     assert build_local(Settings(), TIERS).version == good["version"]
 
@@ -101,7 +99,7 @@ def test_thresholds_for_shares_hit_the_targets() -> None:
 
 
 def test_calibrate_for_quality_keeps_the_target_cheaply() -> None:
-    model = store.load_packaged()
+    model = artifacts.load_packaged()
     items = [EvalItem(i.prompt, QUALITY[i.tier]) for i in load_rubric("holdout")]
     result = for_quality(model, items, TIERS, target=0.95, output_tokens=300)
     assert result.details["quality"] >= 0.95 * result.details["quality_if_all_top"]

@@ -13,9 +13,9 @@ import pytest
 import respx
 from click.testing import CliRunner, Result
 
-from tierroute import progress
-from tierroute.batchfile import CHUNK_BYTES, iter_upload_body
-from tierroute.cli import main
+from tierroute.cli import progress
+from tierroute.cli.main import main
+from tierroute.cli.prompt_files import CHUNK_BYTES, iter_upload_body
 
 API = "http://api.test"
 BATCH_ID = "6f1c2a9e-0000-4000-8000-000000000001"

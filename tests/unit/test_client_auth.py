@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import respx
 
-from tierroute.client import ApiClient, ApiError, api_key
+from tierroute.cli.client import ApiClient, ApiError, api_key
 
 
 def test_key_comes_from_the_flag_then_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

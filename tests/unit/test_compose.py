@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from api.metrics import SERIES
-from tierroute.models import Base
+from tierroute.store.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

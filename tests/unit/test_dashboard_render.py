@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tierroute.config import default_tier_table
 from tierroute.dashboard.data import (
     BatchCost,
     CacheSavings,
@@ -20,7 +21,6 @@ from tierroute.dashboard.data import (
 )
 from tierroute.dashboard.render import render_dashboard, usd
 from tierroute.dashboard.svg import Series, hbars, line_chart, nice_ticks, stacked_bars
-from tierroute.tiers import default_tier_table
 
 TIERS = default_tier_table()
 DAY0 = date(2026, 11, 20)

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tierroute.routing.features import dense_features, hashed_counts, is_multiple_choice
-from tierroute.specs import MAX_PROMPT_CHARS
+from tierroute.classify.features import dense_features, hashed_counts, is_multiple_choice
+from tierroute.domain.specs import MAX_PROMPT_CHARS
 
 # Far above what linear work on 800,000 characters needs (a few ms), far below the
 # seconds to hours that quadratic patterns took: a complexity guard, not a speed target.

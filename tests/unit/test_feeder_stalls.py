@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tierroute.feeder import Feeder, report_stalls, start_feeder_thread
+from tierroute.pipeline.feeder import Feeder, report_stalls, start_feeder_thread
 
 
 def test_a_stuck_round_is_logged_once_with_where_it_is_stuck(
@@ -21,7 +21,7 @@ def test_a_stuck_round_is_logged_once_with_where_it_is_stuck(
         return 1_000_000  # a full queue: the round then sends nothing
 
     feeder = Feeder(send_many=lambda ids: None, queue_depth=broker_call_that_never_returns)
-    caplog.set_level(logging.ERROR, logger="tierroute.feeder")
+    caplog.set_level(logging.ERROR, logger="tierroute.pipeline.feeder")
     thread, stop = start_feeder_thread(feeder)
     reporter = threading.Thread(
         target=report_stalls, args=(feeder, thread, stop), kwargs={"after_s": 0.3, "every_s": 0.05}
@@ -43,7 +43,7 @@ def test_a_stuck_round_is_logged_once_with_where_it_is_stuck(
 
 def test_rounds_that_end_are_not_reported(caplog: pytest.LogCaptureFixture) -> None:
     feeder = Feeder(send_many=lambda ids: None, queue_depth=lambda: 1_000_000, idle_sleep_s=0.01)
-    caplog.set_level(logging.ERROR, logger="tierroute.feeder")
+    caplog.set_level(logging.ERROR, logger="tierroute.pipeline.feeder")
     thread, stop = start_feeder_thread(feeder)
     reporter = threading.Thread(
         target=report_stalls, args=(feeder, thread, stop), kwargs={"after_s": 0.2, "every_s": 0.02}

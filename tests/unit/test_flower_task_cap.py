@@ -10,7 +10,7 @@ import yaml
 from tornado.options import options as tornado_options
 
 from tierroute.config import Settings
-from tierroute.stack import flower_argv
+from tierroute.devstack.stack import flower_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from tierroute.config import Settings
-from tierroute.metrics import AggregateCache, Aggregates
+from tierroute.store.aggregates import AggregateCache, Aggregates
 
 FIGURES = Aggregates(jobs={("succeeded", "haiku"): 3}, calls=[])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tierroute.config import Settings
-from tierroute.errors import ConfigurationError
-from tierroute.ratelimit import ModelLimits, estimate_input_tokens, limits_by_model
-from tierroute.tiers import load_tier_table
+from tierroute.domain.errors import ConfigurationError
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.ratelimit import ModelLimits, estimate_input_tokens, limits_by_model
 
 
 def test_rate_limits_default_on_with_a_redis_broker() -> None:

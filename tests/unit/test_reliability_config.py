@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from tierroute.config import Settings
-from tierroute.errors import InvalidInput
-from tierroute.simulator import SimulatorConfig, serve_in_thread
-from tierroute.specs import JobSpec, parse_spec
+from tierroute.devstack.simulator import SimulatorConfig, serve_in_thread
+from tierroute.domain.errors import InvalidInput
+from tierroute.domain.specs import JobSpec, parse_spec
 from worker.celery_app import transport_options
 
 

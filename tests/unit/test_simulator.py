@@ -14,9 +14,14 @@ import anthropic
 import httpx
 import pytest
 
-from tierroute.simulator import RunningSimulator, SimulatorConfig, classify, serve_in_thread
-from tierroute.simulator.schema import generate_instance
-from tierroute.tiers import load_tier_table
+from tierroute.devstack.simulator import (
+    RunningSimulator,
+    SimulatorConfig,
+    classify,
+    serve_in_thread,
+)
+from tierroute.devstack.simulator.schema import generate_instance
+from tierroute.domain.tiers import load_tier_table
 
 # The SDK warns that claude-sonnet-4-5 is deprecated; that is not what these tests check.
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")

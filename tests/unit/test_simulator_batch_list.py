@@ -8,7 +8,7 @@ import anthropic
 import httpx
 import pytest
 
-from tierroute.simulator import SimulatorConfig, serve_in_thread
+from tierroute.devstack.simulator import SimulatorConfig, serve_in_thread
 
 HAIKU = "claude-haiku-4-5"
 

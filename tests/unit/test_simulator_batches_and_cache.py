@@ -10,9 +10,9 @@ import anthropic
 import httpx
 import pytest
 
-from tierroute.simulator import RunningSimulator, SimulatorConfig, serve_in_thread
-from tierroute.simulator.cache import PromptCache, breakpoints
-from tierroute.tiers import load_tier_table
+from tierroute.devstack.simulator import RunningSimulator, SimulatorConfig, serve_in_thread
+from tierroute.devstack.simulator.cache import PromptCache, breakpoints
+from tierroute.domain.tiers import load_tier_table
 
 TABLE = load_tier_table()
 HAIKU, SONNET = "claude-haiku-4-5", "claude-sonnet-4-6"

@@ -11,7 +11,7 @@ from typing import Any
 import anthropic
 import httpx
 
-from tierroute.simulator import RunningSimulator
+from tierroute.devstack.simulator import RunningSimulator
 
 LONG = "Policy text that every caller of this organisation may send. " * 300
 MODEL = "claude-haiku-4-5"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tierroute.shadow import build_judge_params
-from tierroute.simulator.judge import hidden_rule_says_as_good, judge_verdict
-from tierroute.simulator.topics import HARD_TOPICS, UNSEEN_ASIDES, topic_prompts
-from tierroute.tiers import load_tier_table
+from tierroute.devstack.simulator.judge import hidden_rule_says_as_good, judge_verdict
+from tierroute.devstack.simulator.topics import HARD_TOPICS, UNSEEN_ASIDES, topic_prompts
+from tierroute.domain.tiers import load_tier_table
+from tierroute.pipeline.shadow import build_judge_params
 
 TABLE = load_tier_table()
 HARD_PROMPT = (

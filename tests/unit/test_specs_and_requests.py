@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tierroute.batchfile import read_prompt_file
-from tierroute.classifiers.llm import DECISION_SCHEMA, build_classify_params
-from tierroute.errors import InvalidInput
-from tierroute.ingest import json_array_specs, ndjson_specs
-from tierroute.provider import build_completion_params, retry_after_seconds
-from tierroute.specs import JobSpec
-from tierroute.tiers import load_tier_table
+from tierroute.classify.llm import DECISION_SCHEMA, build_classify_params
+from tierroute.cli.prompt_files import read_prompt_file
+from tierroute.domain.errors import InvalidInput
+from tierroute.domain.specs import JobSpec
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.provider import build_completion_params, retry_after_seconds
+from tierroute.store.ingest import json_array_specs, ndjson_specs
 
 TABLE = load_tier_table()
 
@@ -138,7 +138,7 @@ def test_prompt_files_report_the_bad_line(tmp_path: Path) -> None:
 
 
 def test_bundled_sample_set_is_valid_and_large_enough() -> None:
-    from tierroute.demo import bundled_prompts
+    from tierroute.cli.demo import bundled_prompts
 
     specs = read_prompt_file(bundled_prompts())
     assert len(specs) >= 60

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from tierroute import stack as stack_module
 from tierroute.config import Settings
-from tierroute.db import make_engine
-from tierroute.errors import ConfigurationError
-from tierroute.stack import StackOptions, run_stack, stack_pool_sizes
+from tierroute.devstack import stack as stack_module
+from tierroute.devstack.stack import StackOptions, run_stack, stack_pool_sizes
+from tierroute.domain.errors import ConfigurationError
+from tierroute.store.engine import make_engine
 
 # Postgres's defaults: max_connections 100, of which 3 are reserved for superusers.
 DEFAULT_MAX_CONNECTIONS = 100 - 3
@@ -54,7 +54,7 @@ def started_children(
     monkeypatch.setattr(stack_module, "issue_key", lambda url, name: "key")
     monkeypatch.setattr(stack_module, "wait_http", lambda *a, **k: None)
     monkeypatch.setattr(stack_module, "_wait_for_workers", lambda *a, **k: None)
-    monkeypatch.setattr("tierroute.embedded.embedded_services", no_embedded)
+    monkeypatch.setattr("tierroute.devstack.embedded.embedded_services", no_embedded)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)  # so the simulator starts too
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     settings = Settings(database_url=URL, broker_url="redis://localhost:6379/0")

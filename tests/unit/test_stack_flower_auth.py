@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from tierroute import stack as stack_module
 from tierroute.config import Settings
-from tierroute.stack import StackOptions, run_stack
+from tierroute.devstack import stack as stack_module
+from tierroute.devstack.stack import StackOptions, run_stack
 
 
 class FakeChild:
@@ -44,7 +44,7 @@ def test_flowers_password_is_in_its_environment_not_its_argv(
     monkeypatch.setattr(stack_module, "issue_key", lambda url, name: "key")
     monkeypatch.setattr(stack_module, "wait_http", lambda *a, **k: None)
     monkeypatch.setattr(stack_module, "_wait_for_workers", lambda *a, **k: None)
-    monkeypatch.setattr("tierroute.embedded.embedded_services", no_embedded)
+    monkeypatch.setattr("tierroute.devstack.embedded.embedded_services", no_embedded)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")  # no simulator needed
     settings = Settings(
         database_url="postgresql+psycopg://u@db.invalid/t", broker_url="redis://localhost/0"

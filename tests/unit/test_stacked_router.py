@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tierroute.routing.fit import Example
+from tierroute.training.fit import Example
 from tierroute.training.router import build_model, choose_thresholds, split_examples
 from tierroute.training.stacked import length_residual
 

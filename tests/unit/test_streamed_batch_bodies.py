@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import pytest
 
-from tierroute.batchapi.body import read_batch_body
+from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, array_items
-from tierroute.errors import InvalidInput
-from tierroute.ingest import MAX_BLANK_LINES, MAX_ITEM_BYTES, json_array_specs, ndjson_specs
-from tierroute.models import BatchMode
+from tierroute.pipeline.message_batches.body import read_batch_body
+from tierroute.store.ingest import MAX_BLANK_LINES, MAX_ITEM_BYTES, json_array_specs, ndjson_specs
+from tierroute.store.models import BatchMode
 
 TRICKY = (
     b' [ {"prompt": "a, ] } [ {", "metadata": {"q": "\\"", "b": "\\\\", "l": [1, [2, {}]]}},'

@@ -9,9 +9,9 @@ import pytest
 from anthropic.types import Usage
 from anthropic.types.cache_creation import CacheCreation
 
-from tierroute.cost import TokenCounts, cost_usd
-from tierroute.errors import ConfigurationError, InvalidInput
-from tierroute.tiers import ThinkingMode, load_tier_table
+from tierroute.domain.cost import TokenCounts, cost_usd
+from tierroute.domain.errors import ConfigurationError, InvalidInput
+from tierroute.domain.tiers import ThinkingMode, load_tier_table
 
 TABLE = load_tier_table()
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from tierroute.budgets import worst_case_cost
-from tierroute.ratelimit import estimate_input_tokens
-from tierroute.tiers import load_tier_table
+from tierroute.domain.tiers import load_tier_table
+from tierroute.llm.ratelimit import estimate_input_tokens
+from tierroute.pipeline.budgets import worst_case_cost
 
 TABLE = load_tier_table()
 HAIKU = TABLE.get("haiku")

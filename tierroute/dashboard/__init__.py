@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from tierroute.dashboard.data import DashboardData, load_dashboard
 from tierroute.dashboard.render import CONTENT_SECURITY_POLICY, render_dashboard
-from tierroute.tiers import TierTable
+from tierroute.domain.tiers import TierTable
 
 __all__ = [
     "CONTENT_SECURITY_POLICY",

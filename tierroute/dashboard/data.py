@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from tierroute.models import ApiKey
-from tierroute.report import build_report
-from tierroute.tiers import TierTable
+from tierroute.domain.tiers import TierTable
+from tierroute.store.models import ApiKey
+from tierroute.store.report import build_report
 
 MILLION = Decimal(1_000_000)
 CLASSIFIER = "classifier"  # the series of the router's own calls
-LEARNING = "learning"  # shadow judging's shadow and judge calls (tierroute/shadow.py)
+LEARNING = "learning"  # shadow judging's shadow and judge calls (tierroute/pipeline/shadow.py)
 LEARNING_PURPOSES = frozenset({"shadow", "judge"})
 
 # Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,

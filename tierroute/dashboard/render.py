@@ -13,7 +13,7 @@ from tierroute.dashboard.data import (
     spend_by_day,
 )
 from tierroute.dashboard.svg import Frame, Series, hbars, line_chart, stacked_bars
-from tierroute.tiers import TierTable
+from tierroute.domain.tiers import TierTable
 
 TIER_COLORS = {
     "haiku": "#10b981", "sonnet": "#3b82f6", "opus": "#8b5cf6", CLASSIFIER: "#9ca3af",

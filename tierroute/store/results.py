@@ -19,10 +19,10 @@ from typing import Any
 
 from psycopg.rows import namedtuple_row
 
-from tierroute.db import raw_autocommit, raw_transaction
-from tierroute.errors import NotFound
-from tierroute.jobs import view_of
-from tierroute.models import JobStatus
+from tierroute.domain.errors import NotFound
+from tierroute.store.engine import raw_autocommit, raw_transaction
+from tierroute.store.jobs import view_of
+from tierroute.store.models import JobStatus
 
 # Rows per page: large enough that the per-page round trips do not show, small
 # enough that a page (results included) is a bounded piece of memory.

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tierroute.routing.metrics import apgr, cpt, random_apgr, routing_curve
+from tierroute.training.quality import apgr, cpt, random_apgr, routing_curve
 from tierroute.training.sources import Pair, Source
 
 # Trains on the given sources and returns a scorer: prompts -> scores (higher: stronger tier).

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from tierroute.routing.features import is_multiple_choice
-from tierroute.routing.fit import Example
-from tierroute.routing.model import FORMAT, LocalModel, content_id, squash
+from tierroute.classify.features import is_multiple_choice
+from tierroute.classify.model import FORMAT, LocalModel, content_id, squash
+from tierroute.training.fit import Example
 from tierroute.training.sources import Source
 from tierroute.training.stacked import ExamRow, GapSet, TierRow, fit_stacked
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tierroute.errors import InvalidInput
-from tierroute.routing.datasets import REPO_ROOT, load_mmlu, load_rubric
+from tierroute.domain.errors import InvalidInput
+from tierroute.training.datasets import REPO_ROOT, load_mmlu, load_rubric
 
 DATA_ENV = "TIERROUTE_DATA_DIR"
 TIER_GAP = {"haiku": 0.0, "sonnet": 0.5, "opus": 1.0}

@@ -28,13 +28,13 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse.linalg import lsqr
 
-from tierroute.routing.features import (
+from tierroute.classify.features import (
     DENSE_NAMES,
     N_BUCKETS,
     dense_features,
     is_multiple_choice,
 )
-from tierroute.routing.fit import count_matrix, idf_of, tfidf
+from tierroute.training.fit import count_matrix, idf_of, tfidf
 
 N_OPEN = (len(DENSE_NAMES) - 1) // 2
 LENGTH_INDEX = DENSE_NAMES.index("open:log_chars")
