@@ -98,3 +98,100 @@ class Health(BaseModel):
     broker: str
     simulated: bool
     details: dict[str, Any] = {}
+
+
+# The read views below document what tierroute/store/jobs.py `view_of` and `batch_view`
+# build; timestamps stay ISO 8601 strings, as those views have always served them.
+
+
+class RoutingView(BaseModel):
+    """Which tier the classifier chose for a job, how sure it was, and what the budget did."""
+
+    tier: str
+    proposed_tier: str | None
+    confidence: float
+    score: float | None
+    reasoning: str
+    classifier: str
+    version: str | None
+    cost_ratio: float
+    fallback_reason: str | None
+    budget_action: str | None
+    budget_reason: str | None
+
+
+class JobView(BaseModel):
+    """One job: status, routing, answer, tokens, dollars and timings (also a results line)."""
+
+    id: str
+    batch_id: str | None
+    # A job status (queued, classifying, ..., succeeded, failed, cancelled, dead).
+    status: str
+    tier: str | None
+    model: str | None
+    routing: RoutingView | None
+    result: str | None
+    stop_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_creation_input_tokens: int
+    cache_read_input_tokens: int
+    batch_api: bool
+    cost_usd: float
+    classifier_cost_usd: float
+    cost_if_opus_usd: float
+    savings_usd: float
+    latency_ms: int | None
+    attempts: int
+    error: str | None
+    simulated: bool
+    metadata: dict[str, Any] | None
+    created_at: str
+    classified_at: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class RequestCounts(BaseModel):
+    """A Message Batch's requests by state, as Anthropic reports them."""
+
+    processing: int
+    succeeded: int
+    errored: int
+    canceled: int
+    expired: int
+
+
+class ProviderBatchView(BaseModel):
+    """Anthropic's state of one Message Batch holding part of a batch_api batch."""
+
+    id: str
+    tier: str
+    processing_status: str
+    request_counts: RequestCounts
+    requests: int
+    results_processed: bool
+    cancel_requested: bool
+    created_at: str
+    expires_at: str | None
+    ended_at: str | None
+    last_polled_at: str | None
+
+
+class BatchView(BaseModel):
+    """A batch's counts by status and tier, cost so far, and progress."""
+
+    id: str
+    count: int
+    # Every job status, with zero for those no job is in.
+    counts: dict[str, int]
+    by_tier: dict[str, int]
+    finished: int
+    progress: float
+    done: bool
+    cost_usd: float
+    cost_if_opus_usd: float
+    created_at: str
+    mode: str
+    # Only in batch_api mode (the route leaves it out of a live batch's answer).
+    provider_batches: list[ProviderBatchView] | None = None

@@ -10,7 +10,13 @@ from fastapi.concurrency import run_in_threadpool
 from api.auth import CallerKey
 from api.deps import get_rt, parse_id
 from api.results_stream import NDJSONStream, result_chunks
-from api.schemas import BatchAccepted, BatchCancelled, BatchRedriven, error_responses
+from api.schemas import (
+    BatchAccepted,
+    BatchCancelled,
+    BatchRedriven,
+    BatchView,
+    error_responses,
+)
 from api.upload import spool_body
 from tierroute.pipeline.message_batches import (
     provider_batches_view,
@@ -64,7 +70,8 @@ async def submit_batch(
     return BatchAccepted(id=batch_id, count=count)
 
 
-@router.get("/{batch_id}")
+# Unset fields are left out, so a live batch's answer has no `provider_batches`, as before.
+@router.get("/{batch_id}", response_model=BatchView, response_model_exclude_unset=True)
 def read_batch(batch_id: str, caller: CallerKey) -> dict[str, Any]:
     """Counts by status, cost so far, and progress; in batch_api mode, Anthropic's
     state of each Message Batch too (processing_status, request_counts)."""
@@ -95,7 +102,12 @@ def redrive(batch_id: str, caller: CallerKey) -> BatchRedriven:
     return BatchRedriven(id=batch_id, requeued=requeued)
 
 
-@router.get("/{batch_id}/results")
+@router.get(
+    "/{batch_id}/results",
+    response_class=NDJSONStream,
+    # OpenAPI 3.1 has no schema for a line of a stream; JobView is the line's.
+    response_description="NDJSON: one JobView (as GET /v1/jobs/{job_id} answers) a line",
+)
 async def read_batch_results(batch_id: str, caller: CallerKey) -> NDJSONStream:
     """Finished jobs of a batch as NDJSON, streamed page by page. No database
     connection is held while the client reads; one that stops reading is dropped."""

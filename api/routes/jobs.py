@@ -13,7 +13,7 @@ from kombu.exceptions import OperationalError
 from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt, parse_id
 from api.queue import Enqueuer
-from api.schemas import JobAccepted, RatingIn, RatingOut, error_responses
+from api.schemas import JobAccepted, JobView, RatingIn, RatingOut, error_responses
 from tierroute.domain.specs import JobSpec
 from tierroute.runtime import Runtime
 from tierroute.store.engine import session_scope
@@ -81,7 +81,7 @@ def retry(
     return JobAccepted(id=str(parsed), status="queued")
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", response_model=JobView)
 def read_job(job_id: str, caller: CallerKey) -> dict[str, Any]:
     """Status, tier, routing, answer, tokens, dollars and timings of one job."""
     return read_job_view(parse_id("job", job_id), api_key_id=caller)
