@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tierroute.domain.budget import BudgetPolicy
 from tierroute.domain.errors import ConfigurationError
-from tierroute.domain.tiers import TierTable, load_tier_table
+from tierroute.domain.tiers import TierTable, load_tier_table, use_tier_table
 
 
 def _default_data_dir() -> Path:
@@ -320,3 +320,6 @@ def get_settings() -> Settings:
 def default_tier_table() -> TierTable:
     """The table for this process: TIERROUTE_TIERS_FILE if set, else the bundled one."""
     return load_tier_table(get_settings().tiers_file)
+
+
+use_tier_table(default_tier_table)

@@ -1,46 +1,19 @@
-"""Per-process resources (DB engine, SDK client, classifier), built once on first use."""
+"""The composition root: reads Settings once and builds this process's adapters (`Runtime`)."""
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 
-import anthropic
-
-from tierroute.classify import Classifier, RoutingPolicy, build_classifier, build_policy
-from tierroute.config import Settings, default_tier_table, get_settings
-from tierroute.domain.tiers import TierTable
+from tierroute.classify import build_classifier, build_policy
+from tierroute.config import default_tier_table, get_settings
 from tierroute.llm.provider import make_client
-from tierroute.llm.ratelimit import RateLimiter, SharedLimiter
+from tierroute.llm.ratelimit import SharedLimiter
 from tierroute.pipeline.budgets import BudgetGuard
+from tierroute.pipeline.context import Runtime
 from tierroute.store import engine as db
 
-
-@dataclass
-class Runtime:
-    """Everything a worker or API process needs to route and answer prompts."""
-
-    settings: Settings
-    tiers: TierTable
-    # Tier workers make their jobs' calls on an event loop (worker/call_loop.py);
-    # this client serves the classifier, Message Batches and `complete_job`.
-    client: anthropic.Anthropic
-    classifier: Classifier
-    policy: RoutingPolicy
-    # The shared rate limiter; its Redis connection opens on first use.
-    limits: SharedLimiter
-    budgets: BudgetGuard
-
-    def limiter(self) -> RateLimiter | None:
-        """The shared rate limiter, or None when rate limits are off."""
-        return self.limits.get()
-
-    def close(self) -> None:
-        """Release this process's connections."""
-        self.client.close()
-        self.limits.close()
-
+__all__ = ["Runtime", "client_name", "get_runtime", "reset_runtime"]
 
 _lock = threading.Lock()
 _runtime: Runtime | None = None

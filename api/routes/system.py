@@ -17,8 +17,8 @@ from api.metrics import render_metrics
 from api.metrics_auth import get_aggregate_cache, require_metrics_access
 from api.queue import Enqueuer
 from api.schemas import Health, RouteIn, RouteOut, error_responses
-from tierroute.classify import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
+from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.specs import parse_spec
 from tierroute.pipeline import budgets
 from tierroute.pipeline.steps import decide

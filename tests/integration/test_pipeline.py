@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services, clear_rate_limits
-from tierroute.classify import MANUAL_OVERRIDE
 from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.decisions import MANUAL_OVERRIDE
 from tierroute.domain.errors import Conflict
 from tierroute.domain.specs import JobSpec
 from tierroute.pipeline.steps import classify_job, complete_job

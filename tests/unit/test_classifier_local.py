@@ -7,17 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tierroute.classify import (
-    HybridClassifier,
-    LocalClassifier,
-    RoutingDecision,
-    RoutingPolicy,
-    ScoreThresholds,
-    artifacts,
-    build_classifier,
-)
+from tierroute.classify import HybridClassifier, LocalClassifier, artifacts, build_classifier
 from tierroute.classify.model import LocalModel
 from tierroute.config import Settings, default_tier_table
+from tierroute.domain.decisions import RoutingDecision, RoutingPolicy, ScoreThresholds
 from tierroute.training.datasets import load_rubric
 
 TIERS = default_tier_table()

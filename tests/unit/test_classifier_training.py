@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tierroute.classify import ScoreThresholds, artifacts, build_local
+from tierroute.classify import artifacts, build_local
 from tierroute.cli.main import main
 from tierroute.config import Settings, default_tier_table
+from tierroute.domain.decisions import ScoreThresholds
 from tierroute.training.calibration import for_quality, shares_of, thresholds_for_shares
 from tierroute.training.datasets import EvalItem, load_rubric, mmlu_split
 from tierroute.training.feedback import RatedJob, promotion_verdict, rating_examples

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import anthropic
 
-from tierroute.classify.base import (
-    MANUAL_OVERRIDE,
-    Classifier,
-    RoutingDecision,
-    RoutingPolicy,
-    ScoreThresholds,
-)
+from tierroute.classify.base import Classifier
 from tierroute.classify.hybrid import HybridClassifier
 from tierroute.classify.llm import LlmClassifier
 from tierroute.classify.local import LocalClassifier
 from tierroute.config import Settings
+from tierroute.domain.decisions import (
+    MANUAL_OVERRIDE,
+    RoutingDecision,
+    RoutingPolicy,
+    ScoreThresholds,
+)
 from tierroute.domain.errors import ConfigurationError
 from tierroute.domain.tiers import TierTable
 from tierroute.llm.ratelimit import LimiterSource

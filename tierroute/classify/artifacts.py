@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tierroute.classify.base import ScoreThresholds
 from tierroute.classify.model import LocalModel
 from tierroute.config import Settings
+from tierroute.domain.decisions import ScoreThresholds
 
 log = logging.getLogger(__name__)
 

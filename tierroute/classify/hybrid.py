@@ -7,8 +7,9 @@ from dataclasses import replace
 
 from prometheus_client import Counter
 
-from tierroute.classify.base import Classifier, RoutingDecision, RoutingPolicy
+from tierroute.classify.base import Classifier
 from tierroute.classify.local import LocalClassifier
+from tierroute.domain.decisions import RoutingDecision, RoutingPolicy
 
 HYBRID_DECISIONS = Counter(
     "tierroute_hybrid_decisions_total",

@@ -8,7 +8,7 @@ from typing import Any
 
 import anthropic
 
-from tierroute.classify.base import RoutingDecision, RoutingPolicy
+from tierroute.domain.decisions import RoutingDecision, RoutingPolicy
 from tierroute.domain.errors import ProviderError
 from tierroute.domain.tiers import TierTable
 from tierroute.llm.admission import limited_call

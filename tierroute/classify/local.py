@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tierroute.classify.base import RoutingDecision, RoutingPolicy, ScoreThresholds
 from tierroute.classify.features import is_multiple_choice
 from tierroute.classify.model import LocalModel
+from tierroute.domain.decisions import RoutingDecision, RoutingPolicy, ScoreThresholds
 from tierroute.domain.tiers import TierTable
 
 

@@ -6,10 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tierroute.config import default_tier_table
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.storable import check_metadata, check_text
-from tierroute.domain.tiers import EFFORT_LEVELS
+from tierroute.domain.tiers import EFFORT_LEVELS, active_tier_table
 
 MAX_PROMPT_CHARS = 800_000  # ~200k tokens: the tier models' context window
 
@@ -62,7 +61,7 @@ class JobSpec(BaseModel):
         if value is None:
             return None
         try:
-            return default_tier_table().parse(value).name
+            return active_tier_table().parse(value).name
         except InvalidInput as exc:
             raise ValueError(exc.detail.removeprefix("force_tier: ")) from exc
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -153,3 +154,20 @@ def load_tier_table(path: Path | None = None) -> TierTable:
         text = path.read_text()
     data = tomllib.loads(text)
     return TierTable(tuple(_tier_from_row(row) for row in data.get("tier", [])))
+
+
+# Where rules in the domain (a request's force_tier) find the process's tier table.
+# The domain reads no settings, so config installs its own source at import
+# (TIERROUTE_TIERS_FILE); until then it is the bundled table.
+_table_source: Callable[[], TierTable] = load_tier_table
+
+
+def use_tier_table(source: Callable[[], TierTable]) -> None:
+    """Make `source` the tier table `active_tier_table` returns."""
+    global _table_source
+    _table_source = source
+
+
+def active_tier_table() -> TierTable:
+    """The tier table this process routes with."""
+    return _table_source()

@@ -36,10 +36,10 @@ import redis
 
 from tierroute.domain.cost import estimate_tokens
 from tierroute.domain.errors import RateLimited
+from tierroute.llm.lua import lua
 
 if TYPE_CHECKING:
     from tierroute.config import Settings
-    from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,9 @@ KEYLESS_SCOPE = b"keyless"
 
 # KEYS: warm, lock. ARGV: cache TTL ms, lock TTL ms, lock token.
 # A warm prefix is refreshed (it was just used); else the caller primes, or waits.
-ENTER = """
-if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 1 then return 'warm' end
-if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'PX', ARGV[2]) then return 'primer' end
-return 'wait'
-"""
+ENTER = lua("cache_enter.lua")
 # KEYS: warm, lock. ARGV: cache TTL ms (0: the call failed, nothing is warm), token.
-LEAVE = """
-if tonumber(ARGV[1]) > 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
-if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
-return 1
-"""
+LEAVE = lua("cache_leave.lua")
 
 Role = Literal["warm", "primer", "wait"]
 
@@ -157,16 +149,16 @@ _gates: dict[str, CacheGate] = {}
 _gates_lock = threading.Lock()
 
 
-def gate_for(rt: Runtime) -> CacheGate | None:
+def gate_for(settings: Settings) -> CacheGate | None:
     """This process's gate on the shared Redis; None without one (then nobody waits)."""
-    url = rt.settings.limiter_redis_url
+    url = settings.limiter_redis_url
     if not url:
         return None
     with _gates_lock:
         gate = _gates.get(url)
         if gate is None:
             client = redis.Redis.from_url(url, socket_timeout=5)
-            gate = _gates[url] = CacheGate(client, rt.settings.cache_prime_lock_s)
+            gate = _gates[url] = CacheGate(client, settings.cache_prime_lock_s)
         return gate
 
 
@@ -179,7 +171,7 @@ class PrimerPass:
     token: str
 
 
-def enter_gate(rt: Runtime, params: dict[str, Any]) -> PrimerPass | None:
+def enter_gate(settings: Settings, params: dict[str, Any]) -> PrimerPass | None:
     """Before the call for `params`: a PrimerPass to `leave_gate` after it, or None to go.
 
     Raises CacheWarming, without calling, while another job writes the same prefix.
@@ -187,7 +179,7 @@ def enter_gate(rt: Runtime, params: dict[str, Any]) -> PrimerPass | None:
     key = prefix_key(params)
     if key is None:
         return None
-    return enter_with(gate_for(rt), key, rt.settings.cache_prime_wait_s)
+    return enter_with(gate_for(settings), key, settings.cache_prime_wait_s)
 
 
 def enter_with(gate: CacheGate | None, key: str, wait_s: float) -> PrimerPass | None:

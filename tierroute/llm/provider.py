@@ -17,6 +17,7 @@ from anthropic.types import Message
 
 from tierroute.config import Settings
 from tierroute.domain.cost import TokenCounts, cache_savings_usd, cost_usd
+from tierroute.domain.decisions import CallRecord
 from tierroute.domain.errors import (
     ConfigurationError,
     PermanentProviderError,
@@ -155,25 +156,6 @@ def build_completion_params(
     if choice.effort is not None:
         params["output_config"] = {"effort": choice.effort}
     return params
-
-
-@dataclass(frozen=True)
-class CallRecord:
-    """One billed call, ready to become a `model_calls` row."""
-
-    purpose: str
-    model: str
-    tier: str
-    tokens: TokenCounts
-    cost_usd: Decimal
-    cost_if_opus_usd: Decimal
-    latency_ms: int
-    request_id: str | None
-    stop_reason: str | None
-    simulated: bool
-    # Answered in a Message Batch, priced at the batch rate (tierroute/pipeline/message_batches).
-    batch_api: bool = False
-    cache_savings_usd: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tierroute.classify import RoutingDecision
+from tierroute.domain.decisions import RoutingDecision
+from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.steps import RetryLater, classify_job, decide
-from tierroute.runtime import Runtime
 from tierroute.store import leases
 from tierroute.store.engine import raw_autocommit
 from tierroute.store.models import JobStatus

@@ -34,8 +34,8 @@ from tierroute.llm.admission import limited_call
 from tierroute.llm.provider import CallResult, build_completion_params
 from tierroute.pipeline import budgets
 from tierroute.pipeline.budget_costs import params_ceiling
+from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.steps import RetryLater
-from tierroute.runtime import Runtime
 from tierroute.store import leases
 from tierroute.store.engine import raw_transaction
 from tierroute.store.models import CallPurpose

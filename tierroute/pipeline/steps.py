@@ -12,16 +12,16 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from tierroute.classify import RoutingDecision
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.domain.budget import BudgetAction
+from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.errors import ProviderError, RateLimited, RetryableProviderError
 from tierroute.llm import caching
 from tierroute.llm.admission import Admission, admit, settle_call
 from tierroute.llm.caching import PrimerPass
 from tierroute.llm.provider import CallResult, build_completion_params, call_model
 from tierroute.pipeline import budgets
-from tierroute.runtime import Runtime
+from tierroute.pipeline.context import Runtime
 from tierroute.store import leases
 from tierroute.store.engine import raw_autocommit, raw_transaction
 from tierroute.store.models import CallPurpose, JobStatus
@@ -249,7 +249,7 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
     primer = None
     try:
         # Priming makes jobs sharing a cacheable prefix wait (CacheWarming) for the first.
-        primer = caching.enter_gate(rt, params)
+        primer = caching.enter_gate(rt.settings, params)
         admission = admit(rt.limiter(), params)
     except RateLimited as exc:
         caching.leave_gate(primer, warmed=False)

@@ -10,8 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tierroute.classify import RoutingDecision
-from tierroute.llm.provider import CallRecord
+from tierroute.domain.decisions import CallRecord, RoutingDecision
 from tierroute.store.models import JobStatus
 
 LEASE_EXPIRED = "(lease_expires_at IS NULL OR lease_expires_at < now())"

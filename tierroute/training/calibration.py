@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tierroute.classify.base import ScoreThresholds
 from tierroute.classify.model import LocalModel
+from tierroute.domain.decisions import ScoreThresholds
 from tierroute.domain.tiers import TierTable
 from tierroute.training.datasets import EvalItem
 from tierroute.training.evaluation import prompt_cost

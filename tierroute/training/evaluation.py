@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from tierroute.classify.base import Classifier, RoutingDecision
+from tierroute.classify.base import Classifier
 from tierroute.domain.cost import typical_tokens
+from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.training.datasets import EvalItem
 from tierroute.training.quality import (

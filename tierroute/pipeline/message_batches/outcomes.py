@@ -11,7 +11,7 @@ import logging
 import uuid
 from typing import Any, Literal
 
-from tierroute.llm.provider import CallRecord
+from tierroute.domain.decisions import CallRecord
 from tierroute.store import leases
 from tierroute.store.retry import DATABASE_ERRORS
 

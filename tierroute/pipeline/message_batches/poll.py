@@ -17,8 +17,10 @@ from typing import Any
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
 from tierroute.domain.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
+from tierroute.domain.decisions import CallRecord
 from tierroute.domain.errors import ProviderError
-from tierroute.llm.provider import CallRecord, message_text
+from tierroute.llm.provider import message_text
+from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import sdk
 from tierroute.pipeline.message_batches.outcomes import (
     Policy,
@@ -26,7 +28,6 @@ from tierroute.pipeline.message_batches.outcomes import (
     settle_missing,
     succeed,
 )
-from tierroute.runtime import Runtime
 from tierroute.store.engine import raw_transaction
 from tierroute.store.models import CallPurpose
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches.poll import poll_batches
 from tierroute.pipeline.message_batches.submit import ready_batches, submit_batch
-from tierroute.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

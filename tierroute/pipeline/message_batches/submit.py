@@ -19,10 +19,10 @@ from typing import Any
 
 from tierroute.domain.errors import PermanentProviderError, RetryableProviderError
 from tierroute.llm.caching import cache_scope
+from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import adopt, sdk
 from tierroute.pipeline.message_batches.outcomes import settle_unsubmitted
 from tierroute.pipeline.message_batches.requests import JobRow, batch_request, split
-from tierroute.runtime import Runtime
 from tierroute.store.engine import raw_transaction
 
 log = logging.getLogger(__name__)
