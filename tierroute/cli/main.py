@@ -363,6 +363,26 @@ def keys_budget(name: str, usd: float | None, clear: bool) -> None:
     click.echo(f"{changed} key(s) named {name!r} now have {shown}")
 
 
+@keys.command("revoke")
+@click.argument("key_id_or_prefix")
+@friendly_errors
+def keys_revoke(key_id_or_prefix: str) -> None:
+    """Revoke a key, named by its id or its prefix (as `keys create` shows it)."""
+    from tierroute.config import get_settings
+    from tierroute.store.engine import init_engine, session_scope
+    from tierroute.store.keys import find_key, revoke_api_key
+
+    init_engine(get_settings())
+    with session_scope() as session:
+        key = find_key(session, key_id_or_prefix)
+        shown = f"key {key.prefix}… ({key.name!r}, id {key.id})"
+        if not revoke_api_key(session, key.id):
+            click.echo(f"{shown} was already revoked")
+            return
+    # A running API trusts a key it has just seen for a short while (api/auth.py KeyCache).
+    click.echo(f"revoked {shown}; a running API refuses it once its key cache entry expires")
+
+
 # Routing quality (issue 5): train, calibrate and evaluate the local router.
 from tierroute.cli import routing  # noqa: E402
 

@@ -10,10 +10,16 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tierroute.domain.errors import Conflict, NotFound
 from tierroute.store.engine import make_engine
 from tierroute.store.models import ApiKey
 
 KEY_PREFIX = "trk_"
+# Characters of a key kept in clear (`api_keys.prefix`), so people can tell keys apart.
+SHOWN_PREFIX_LEN = len(KEY_PREFIX) + 8
+# The shortest prefix `find_key` accepts: a few characters past "trk_", so a typo like
+# "trk_" alone cannot name (and revoke) whichever key happens to be the only one.
+MIN_PREFIX_MATCH = len(KEY_PREFIX) + 4
 
 
 def hash_key(raw: str) -> str:
@@ -27,7 +33,10 @@ def create_api_key(
     """Create a key; returns the row and the raw secret, which is never stored."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(
-        name=name, prefix=raw[:12], key_hash=hash_key(raw), daily_budget_usd=daily_budget_usd
+        name=name,
+        prefix=raw[:SHOWN_PREFIX_LEN],
+        key_hash=hash_key(raw),
+        daily_budget_usd=daily_budget_usd,
     )
     session.add(key)
     session.flush()
@@ -61,6 +70,34 @@ def revoke_api_key(session: Session, key_id: uuid.UUID) -> bool:
         .returning(ApiKey.id)
     ).first()
     return revoked is not None
+
+
+def find_key(session: Session, ident: str) -> ApiKey:
+    """The one key that `ident` names: its id, its secret, or the start of its prefix.
+
+    An active key wins over revoked ones with the same prefix; NotFound when none
+    matches, Conflict when several active (or, with none active, several revoked) do.
+    """
+    # The CLI shows a prefix as "trk_AbCdEfGh…": a copy of it may carry the ellipsis.
+    ident = ident.strip().rstrip("…")
+    try:
+        by_id = session.get(ApiKey, uuid.UUID(ident))
+    except ValueError:
+        by_id = None
+    if by_id is not None:
+        return by_id
+    named_by = ApiKey.key_hash == hash_key(ident)
+    if MIN_PREFIX_MATCH <= len(ident) <= SHOWN_PREFIX_LEN:
+        named_by = named_by | ApiKey.prefix.startswith(ident, autoescape=True)
+    matches = list(session.scalars(select(ApiKey).where(named_by).order_by(ApiKey.created_at)))
+    active = [key for key in matches if key.revoked_at is None]
+    candidates = active or matches
+    if not candidates:
+        raise NotFound(f"no API key has the id or prefix {ident!r}")
+    if len(candidates) > 1:
+        named = ", ".join(f"{key.prefix}… ({key.name!r}, id {key.id})" for key in candidates)
+        raise Conflict(f"{ident!r} matches {len(candidates)} keys: {named}; give the key id")
+    return candidates[0]
 
 
 def issue_key(database_url: str, name: str) -> str:
