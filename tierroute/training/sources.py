@@ -12,7 +12,7 @@ the prompt's difficulty, not one model's quirks.
 - `rubric`: the packaged template-made tier prompts (haiku 0, sonnet 0.5, opus 1 as the
   weak model's loss). A sanity check of the lesson's tiers, not the target.
 
-The first three live in `../shared/data` beside the repo ($TIERROUTE_DATA_DIR overrides).
+The first three live in `../shared/data` beside the repo ($TIERROUTE_TRAINING_DATA_DIR overrides).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 from tierroute.domain.errors import InvalidInput
 from tierroute.training.datasets import REPO_ROOT, load_mmlu, load_rubric
 
-DATA_ENV = "TIERROUTE_DATA_DIR"
+DATA_ENV = "TIERROUTE_TRAINING_DATA_DIR"
 TIER_GAP = {"haiku": 0.0, "sonnet": 0.5, "opus": 1.0}
 
 # Weak/strong pairs per preference set: weak models from several families and eras
@@ -88,7 +88,7 @@ class Source:
 
 
 def default_data_dir() -> Path:
-    """$TIERROUTE_DATA_DIR, else ../shared/data beside the repo."""
+    """$TIERROUTE_TRAINING_DATA_DIR, else ../shared/data beside the repo."""
     env = os.environ.get(DATA_ENV)
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
