@@ -9,10 +9,11 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from tierroute.domain.cost import TokenCounts, cost_usd
+from tierroute.domain.cost import TokenCounts, cache_savings_usd, cost_usd
+from tierroute.domain.status import JobStatus
 from tierroute.domain.tiers import TierTable
 from tierroute.store.keys import create_api_key
-from tierroute.store.models import Batch, Job, JobStatus, ModelCall, Rating
+from tierroute.store.models import Batch, Job, ModelCall, Rating
 
 DAYS = 7
 # Jobs per tier on each of the DAYS days (oldest first) for the main key.
@@ -56,6 +57,7 @@ def _call(
         cache_read_input_tokens=tokens.cache_read_tokens,
         cost_usd=own,
         cost_if_opus_usd=if_opus,
+        cache_savings_usd=cache_savings_usd(tokens, tiers.get(tier)),
         latency_ms=latency_ms,
         simulated=True,
         created_at=at,
@@ -88,13 +90,16 @@ def _job(
     classify = TokenCounts(input_tokens=420 + n % 50, output_tokens=60)
     session.add(_call(tiers, job, "haiku", "classify", classify, at, 350 + n % 100))
     if status is JobStatus.SUCCEEDED:
-        # Some sonnet answers write a long system prompt to the cache, others read it.
+        # Some sonnet answers write a long system prompt to the cache (some for an
+        # hour, which costs more), others read it.
         writes = tier == "sonnet" and n % 3 == 1
+        hour = writes and n % 2 == 0
         reads = tier == "sonnet" and n % 3 == 0
         tokens = TokenCounts(
             input_tokens=150 + 7 * (n % 30),
             output_tokens={"haiku": 120, "sonnet": 600, "opus": 1500}[tier] + 3 * (n % 40),
-            cache_write_5m_tokens=2000 if writes else 0,
+            cache_write_5m_tokens=2000 if writes and not hour else 0,
+            cache_write_1h_tokens=2000 if hour else 0,
             cache_read_tokens=2000 if reads else 0,
         )
         latency = LATENCY_MS[tier] + 37 * (n % 11)

@@ -18,12 +18,13 @@ from api.deps import get_enqueuer
 from api.schemas import BatchView, JobView
 from tests.conftest import Services
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import BatchMode
 from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.job_reads import read_job_view
 from tierroute.store.jobs import batch_view, create_job
 from tierroute.store.keys import create_api_key
-from tierroute.store.models import BatchMode, Job, ModelCall, RoutingDecision
+from tierroute.store.models import Job, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 

@@ -18,6 +18,7 @@ from tests.seed_dashboard import DAYS, JOBS_PER_DAY, Seeded, seed_dashboard
 from tierroute.config import default_tier_table
 from tierroute.dashboard import load_dashboard
 from tierroute.dashboard.data import spend_by_day
+from tierroute.domain.cost import TokenCounts, cache_savings_usd
 from tierroute.runtime import get_runtime
 from tierroute.store.engine import session_scope
 
@@ -78,6 +79,28 @@ def test_global_figures_come_from_the_views(seeded: Seeded) -> None:
     assert data.report["total_cost_usd"] == pytest.approx(float(view_total))
     assert str(seeded.other_batch_id) in {b.id for b in data.top_batches}
     assert sum(map(sum, spend_by_day(data, TIERS).values())) == pytest.approx(float(view_total))
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["global", "key"])
+def test_cache_savings_are_the_reports_stored_figure(seeded: Seeded, scoped: bool) -> None:
+    # Every seeded call is inside the window, so the window's cache figures are the
+    # report's all-time ones.
+    with session_scope() as session:
+        data = load_dashboard(session, TIERS, seeded.key_id if scoped else None, days=30)
+    assert data.cache.saved_usd > 0
+    assert data.cache.saved_usd == data.report["cache_savings_usd"]
+    assert data.cache.read_tokens == data.report["cache_read_input_tokens"] > 0
+    assert data.cache.write_tokens == data.report["cache_creation_input_tokens"] > 0
+    # Some seeded writes are 1-hour ones: pricing every write at the 5-minute rate
+    # from the token counts, as the dashboard once did, gives another figure.
+    all_5m = TokenCounts(
+        0,
+        0,
+        cache_write_5m_tokens=data.cache.write_tokens,
+        cache_read_tokens=data.cache.read_tokens,
+    )
+    at_5m = cache_savings_usd(all_5m, TIERS.get("sonnet"))
+    assert float(at_5m) != pytest.approx(data.cache.saved_usd)
 
 
 def test_window_drops_older_days(seeded: Seeded) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
@@ -24,6 +25,7 @@ from tierroute.dashboard.svg import Series, hbars, line_chart, nice_ticks, stack
 
 TIERS = default_tier_table()
 DAY0 = date(2026, 11, 20)
+NONE, CACHED = Decimal(0), Decimal("0.0135")
 
 
 class Elements(HTMLParser):
@@ -68,10 +70,19 @@ def sample(days: int = 3, with_cache: bool = True) -> DashboardData:
     for i in range(days):
         day = DAY0 + timedelta(days=i)
         daily += [
-            DailyCost(day, "haiku", "classify", 4, 0.002, 0.0, 0, 0),
-            DailyCost(day, "haiku", "complete", 3, 0.001 * (i + 1), 0.009, 0, 0),
-            DailyCost(day, "sonnet", "complete", 1, 0.01, 0.02, 0, 5000 if with_cache else 0),
-            DailyCost(day, "opus", "complete", 1, 0.05, 0.05, 0, 0),
+            DailyCost(day, "haiku", "classify", 4, 0.002, 0.0, 0, 0, NONE),
+            DailyCost(day, "haiku", "complete", 3, 0.001 * (i + 1), 0.009, 0, 0, NONE),
+            DailyCost(
+                day,
+                "sonnet",
+                "complete",
+                1,
+                0.01,
+                0.02,
+                0,
+                *((5000, CACHED) if with_cache else (0, NONE)),
+            ),
+            DailyCost(day, "opus", "complete", 1, 0.05, 0.05, 0, 0, NONE),
         ]
     report: dict[str, Any] = {
         "simulated": True,
@@ -101,7 +112,7 @@ def sample(days: int = 3, with_cache: bool = True) -> DashboardData:
         report=report,
         daily=daily,
         top_batches=[batch],
-        cache=cache_savings(daily, TIERS),
+        cache=cache_savings(daily),
     )
 
 
@@ -175,11 +186,14 @@ def test_spend_and_cumulative_series_from_daily_rows() -> None:
     assert if_opus == pytest.approx([0.079, 0.158, 0.237])
 
 
-def test_cache_savings_credit_reads_and_charge_writes() -> None:
-    sonnet = TIERS.get("sonnet")
-    rows = [DailyCost(DAY0, "sonnet", "complete", 2, 0.0, 0.0, 1_000_000, 2_000_000)]
-    expected = 2 * (sonnet.input - sonnet.cache_read) - (sonnet.cache_write_5m - sonnet.input)
-    assert cache_savings(rows, TIERS) == CacheSavings(2_000_000, 1_000_000, float(expected))
+def test_cache_savings_sum_the_stored_figures_not_the_token_counts() -> None:
+    # A write that nobody read stores a negative saving (its premium).
+    rows = [
+        DailyCost(DAY0, "sonnet", "complete", 2, 0.0, 0.0, 1_000_000, 2_000_000, Decimal("4.65")),
+        DailyCost(DAY0, "haiku", "complete", 1, 0.0, 0.0, 3_000, 0, Decimal("-0.00075")),
+        DailyCost(DAY0, "retired", "complete", 1, 0.0, 0.0, 0, 10, Decimal("0.00001")),
+    ]
+    assert cache_savings(rows) == CacheSavings(2_000_010, 1_003_000, 4.64926)
 
 
 def test_page_is_self_contained_with_five_charts() -> None:

@@ -15,7 +15,6 @@ from tierroute.domain.tiers import TierTable
 from tierroute.store.models import ApiKey
 from tierroute.store.report import build_report
 
-MILLION = Decimal(1_000_000)
 CLASSIFIER = "classifier"  # the series of the router's own calls
 LEARNING = "learning"  # shadow judging's shadow and judge calls (tierroute/pipeline/shadow.py)
 LEARNING_PURPOSES = frozenset({"shadow", "judge"})
@@ -33,7 +32,8 @@ SCOPED_DAILY = """
            sum(c.cache_creation_input_tokens) AS cache_creation_input_tokens,
            sum(c.cache_read_input_tokens) AS cache_read_input_tokens,
            sum(c.cost_usd) AS cost_usd,
-           sum(c.cost_if_opus_usd) AS cost_if_opus_usd
+           sum(c.cost_if_opus_usd) AS cost_if_opus_usd,
+           sum(c.cache_savings_usd) AS cache_savings_usd
       FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
      WHERE coalesce(c.api_key_id, j.api_key_id) = :key AND c.created_at >= :since
      GROUP BY 1, c.tier, c.purpose
@@ -65,6 +65,9 @@ class DailyCost:
     cost_if_opus_usd: float
     cache_creation_input_tokens: int
     cache_read_input_tokens: int
+    # What caching saved, as stored on each call when it was billed (model_calls); kept
+    # exact so the window's sum is the report's to the last digit.
+    cache_savings_usd: Decimal
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ def load_dashboard(
             cost_if_opus_usd=float(row["cost_if_opus_usd"] or 0),
             cache_creation_input_tokens=int(row["cache_creation_input_tokens"] or 0),
             cache_read_input_tokens=int(row["cache_read_input_tokens"] or 0),
+            cache_savings_usd=Decimal(row["cache_savings_usd"] or 0),
         )
         for row in rows
     ]
@@ -160,27 +164,18 @@ def load_dashboard(
         report=build_report(session, tiers, api_key_id=api_key_id),
         daily=daily,
         top_batches=batches,
-        cache=cache_savings(daily, tiers),
+        cache=cache_savings(daily),
     )
 
 
-def cache_savings(daily: list[DailyCost], tiers: TierTable) -> CacheSavings:
-    """What caching saved against sending the same tokens as plain input.
-
-    model_calls keeps cache writes as one figure, so writes are priced at the
-    5-minute rate (the SDK's default TTL).
-    """
-    saved = Decimal(0)
-    reads = writes = 0
-    for row in daily:
-        reads += row.cache_read_input_tokens
-        writes += row.cache_creation_input_tokens
-        if row.tier not in tiers.names:
-            continue
-        tier = tiers.get(row.tier)
-        saved += row.cache_read_input_tokens * (tier.input - tier.cache_read)
-        saved -= row.cache_creation_input_tokens * (tier.cache_write_5m - tier.input)
-    return CacheSavings(read_tokens=reads, write_tokens=writes, saved_usd=float(saved / MILLION))
+def cache_savings(daily: list[DailyCost]) -> CacheSavings:
+    """What caching saved in the window: the stored per-call figures, summed as the
+    report sums them, so the two never disagree."""
+    return CacheSavings(
+        read_tokens=sum(row.cache_read_input_tokens for row in daily),
+        write_tokens=sum(row.cache_creation_input_tokens for row in daily),
+        saved_usd=float(sum((row.cache_savings_usd for row in daily), Decimal(0))),
+    )
 
 
 def spend_by_day(data: DashboardData, tiers: TierTable) -> dict[str, list[float]]:
