@@ -15,7 +15,7 @@ from tierroute.store.engine import session_scope
 from tierroute.store.keys import active_key_id, hash_key
 
 # How long a good key stays trusted without asking Postgres again; a revoked key
-# keeps working for at most this long in each API process (README, "API keys").
+# keeps working for at most this long in each API process (docs/operations.md, "API keys").
 KEY_CACHE_TTL_S = 30.0
 KEY_CACHE_MAX = 10_000
 # Where the ingress middleware leaves the id of the key it checked.

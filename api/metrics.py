@@ -44,7 +44,7 @@ QUEUES = all_queues(default_tier_table())
 TOKEN_KINDS = ("input", "output", "cache_creation", "cache_read")
 WAIT_LIMITS = ("requests", "input_tokens", "output_tokens", "cooldown")
 
-# Every series /metrics serves, for the README, Grafana and the tests.
+# Every series /metrics serves, for docs/operations.md, Grafana and the tests.
 SERIES = (
     "tierroute_http_requests_total",
     "tierroute_jobs",

@@ -1,7 +1,7 @@
 """Parts of the stack started on their own: the API without workers, or one classify worker.
 
 The submit benchmark needs the API with nobody consuming, which the full stack
-cannot give. Each part starts from the entry point the README documents.
+cannot give. Each part starts from the entry point docs/operations.md documents.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ A publisher keeps about 50 tasks a second queued; each task sleeps 0.2 s, so the
 worker always holds unacknowledged messages. The broker is stopped (SHUTDOWN
 NOSAVE) and started again every few seconds. Prints one JSON line: how many
 restarts the worker lived through, and how many "Unrecoverable error" lines it
-logged. This is how the worker's stop after a restart (README, Reliability) was
+logged. This is how the worker's stop after a restart (docs/reliability.md) was
 caught and its fix checked.
 """
 

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     retry_backoff_base_s: float = 2.0
     retry_backoff_max_s: float = 120.0
     default_max_tokens: int = 1024
-    # A process opens up to twice this many Postgres connections (db.make_engine).
+    # A process opens up to twice this many Postgres connections (store.engine.make_engine).
     # Tasks hold a connection only around short transactions, never during a model
     # call, so a worker with hundreds of threads needs tens of connections, not hundreds.
     db_pool_size: int = 10
@@ -87,8 +87,8 @@ class Settings(BaseSettings):
     # pools are split from it (tierroute/devstack/stack.py). 40 lets two stacks share a default
     # Postgres (max_connections 100) with room for psql and migrations.
     stack_db_connections: int = Field(default=40, ge=8)
-    # Tasks Flower keeps in memory, about 7 KB each: Flower's own default of 100,000
-    # grows to about 0.8 GB on big batches (issue 16). `tierroute up` and compose pass it.
+    # Tasks Flower keeps in memory: Flower's own default of 100,000 grows to most of a
+    # gigabyte on big batches (issue 16). `tierroute up` and compose pass it.
     flower_max_tasks: int = Field(default=10_000, ge=1)
     # Classify workers run the feeder: it keeps up to feeder_max_depth messages in
     # the classify queue, sending feeder_chunk at a time.
@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     # process: a chunk is routed with one read and one write (tierroute/pipeline/classify_chunk.py).
     classify_batch_size: int = 50
     # Job ids per tier message when a classify chunk hands its jobs on: one Celery
-    # message per job was most of a tier worker's CPU (README, "Measured figures"). 1: a
-    # `complete` message per job.
+    # message per job was most of a tier worker's CPU (bench/README.md, "Why the stack is
+    # shaped this way"). 1: a `complete` message per job.
     complete_batch_size: int = 10
     # Open connections per SDK client (a tier worker spreads its calls over
     # worker/call_loop.ASYNC_CLIENTS of them); above the calls it keeps in flight.

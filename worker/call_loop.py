@@ -3,11 +3,9 @@
 A thread per call (the design before this one) made the calls dearer the more
 of them ran at once: a thread that wakes with an answer queues for the GIL behind
 hundreds of others, and so does the rest of the worker (its Celery threads, its
-database steps). `python -m bench --only calls` measures the calls alone: at 256
-in flight, 1.62 ms of CPU per call on threads against 1.48 ms on one loop (1.52
-ms with only 16 threads). The whole pipeline gained more: on one day, the
-zero-latency benchmark went from 253 jobs/s (0.51 of the raw-chain floor) to
-346-417 jobs/s (0.63-0.74) over four runs (README, "Measured figures").
+database steps). `python -m bench --only calls` measures the calls alone and
+`--only pipeline` the whole pipeline, which gained more; bench/README.md has the
+figures of the latest run.
 
 Each job of a `complete_many` or `complete` message runs here as one coroutine:
 
@@ -43,9 +41,8 @@ from tierroute.store.retry import DATABASE_ERRORS, database_wait_s
 log = logging.getLogger(__name__)
 
 # Async SDK clients per process. Each keeps its connections in one pool that every
-# request scans: in a one-off run of bench/calls.py's loop case at 600 in flight,
-# one client cost 2.9 ms of CPU per call and sixteen 1.3 ms; with 16, a tier
-# worker's profile still showed a quarter of its time in that scan.
+# request scans, so fewer clients left a tier worker spending much of its time in
+# that scan (bench/README.md, "Why the stack is shaped this way").
 ASYNC_CLIENTS = 64
 
 Result = TypeVar("Result")

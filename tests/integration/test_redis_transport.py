@@ -48,7 +48,7 @@ def test_closing_a_channel_after_its_connection_was_collected_is_a_connection_er
     # channel stopped early (its BRPOP read failed), the second one restores the
     # unacknowledged messages through a pool that kombu rebuilds from that client:
     # AttributeError, which Celery does not treat as a connection error. The tier
-    # worker then stopped for good ("Unrecoverable error"); see README, Reliability.
+    # worker then stopped for good ("Unrecoverable error"); see docs/reliability.md.
     conn = Connection(env.broker_url, transport=TRANSPORT)
     queue = conn.SimpleQueue(QUEUE)
     queue.clear()

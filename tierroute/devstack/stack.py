@@ -38,8 +38,8 @@ CLASSIFY_SHARE = 0.25
 def stack_pool_sizes(budget: int, tier_workers: int) -> dict[str, int]:
     """TIERROUTE_DB_POOL_SIZE by process (api, classify, tiers) within `budget` connections.
 
-    One stack used to open up to 84 (41-59 once idle), and two of them exhausted a
-    default Postgres (max_connections 100): workers failed with "too many clients".
+    Before this budget, two stacks exhausted a default Postgres (max_connections 100):
+    workers failed with "too many clients" (docs/connections.md).
     """
 
     def pool(connections: float) -> int:
@@ -75,19 +75,20 @@ class StackOptions:
     # Celery threads per worker. A tier worker's thread holds one message, up to
     # TIERROUTE_COMPLETE_BATCH_SIZE jobs whose calls wait on the event loop
     # (worker/call_loop.py): 128 threads keep up to 1,280 calls in flight. Each
-    # call in flight holds about 60 KB (measured at 2 s), so this also keeps a
-    # tier worker within its 300 MB (README, "Measured figures").
+    # call in flight holds memory, so this also keeps a tier worker within its
+    # 300 MB (bench/README.md, "Why the stack is shaped this way").
     classify_concurrency: int = 64
     tier_concurrency: int = 128
-    # Measured: threads beat gevent here (README, "Measured figures").
+    # Threads: gevent cost more CPU per job here (bench/README.md, "Why the stack is
+    # shaped this way").
     pool: str = "threads"
     simulator_env: dict[str, str] = field(default_factory=dict)
     # uvicorn worker processes for the API. One: /metrics counts HTTP requests in
     # process, so several workers would each report their own share.
     api_workers: int = 1
     # Tier worker processes (nodes tiers, tiers2, …). One Python process answers on
-    # at most one core (the GIL), and on 2 cores the tier worker was the bottleneck:
-    # measured, two processes ran the zero-latency pipeline 18 % faster (README).
+    # at most one core (the GIL), and on 2 cores one tier worker was the bottleneck
+    # (bench/README.md, "Why the stack is shaped this way").
     tier_workers: int = 2
     # Extra environment (TIERROUTE_* settings) for the API, the workers and Flower.
     env: dict[str, str] = field(default_factory=dict)

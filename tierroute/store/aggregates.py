@@ -4,7 +4,7 @@ The API and the Celery workers are different processes, and a worker's in-memory
 counters would die with it. Every billed call is already a row in `model_calls`
 (tier, purpose, tokens, USD, latency), so the counters and the latency histogram
 are aggregates over that table: every API replica reports the same values, and
-they survive restarts. The limiter counts its waits in Redis (`ratelimit.py`).
+they survive restarts. The limiter counts its waits in Redis (`llm/ratelimit.py`).
 
 Those aggregates read whole tables, so an API process keeps them for
 `TIERROUTE_METRICS_CACHE_S` (AggregateCache): however many scrapers ask, Postgres
@@ -31,8 +31,9 @@ _BUCKET_COLUMNS = ",\n".join(
     f"count(*) FILTER (WHERE latency_ms <= {round(bound * 1000)}) AS le_{i}"
     for i, bound in enumerate(LATENCY_BUCKETS_S)
 )
-# One pass over model_calls per scrape: 0.7-1.0 s per million calls on the 2-core
-# CI VM (README, "Dashboard and metrics"). The bucket bounds are constants, not input.
+# One pass over model_calls per scrape, which grows with the table: hence the cache
+# (docs/operations.md, "Metrics"; bench/README.md has the figure). The bucket bounds
+# are constants, not input.
 CALL_STATS = text(
     f"""
     SELECT tier, purpose,

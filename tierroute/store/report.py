@@ -187,7 +187,8 @@ def build_report(
         "cost_if_all_opus_usd": float(savings["cost_if_all_opus_usd"]),
         "saved_usd": float(savings["saved_usd"]),
         "saved_pct": _maybe_float(savings["saved_pct"]),
-        # Separate from saved_usd, which compares like with like (see README).
+        # Separate from saved_usd, which compares like with like
+        # (docs/batch-mode-and-caching.md).
         "cache_read_input_tokens": int(savings["cache_read_input_tokens"]),
         "cache_creation_input_tokens": int(savings["cache_creation_input_tokens"]),
         "cache_savings_usd": float(savings["cache_savings_usd"]),

@@ -183,7 +183,11 @@ def _call_record(
     response: MessageBatchIndividualResponse,
     latency_ms: int,
 ) -> CallRecord:
-    """The billed call, at the batch rate; the all-Opus baseline too (see README)."""
+    """The billed call, at the batch rate; the all-Opus baseline too.
+
+    The baseline is at the batch rate as well, so saved_usd is the saving of routing
+    alone (docs/batch-mode-and-caching.md).
+    """
     assert response.result.type == "succeeded"
     message = response.result.message
     tier = rt.tiers.by_model(message.model) or rt.tiers.get(tier_name)
