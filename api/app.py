@@ -38,8 +38,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if runtime.settings.simulated:
         log.warning("no ANTHROPIC_API_KEY: model calls go to the simulator")
     # Sync routes run in anyio's thread pool (40 threads by default). Beyond the DB
-    # pool (plus its overflow) a thread only waits for a connection, and at 200
-    # req/s forty threads contending for the GIL cost more CPU than they serve.
+    # pool (plus its overflow) a thread only waits for a connection, and under load
+    # forty threads contending for the GIL cost more CPU than they serve.
     to_thread.current_default_thread_limiter().total_tokens = 2 * runtime.settings.db_pool_size
     # Move everything built at startup out of the collector's reach, so full
     # collections stay short and do not show up as request latency spikes.

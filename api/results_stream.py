@@ -40,8 +40,7 @@ WRITE_BYTES = 64 * 1024
 # Threads building pages at once, per event loop (per API process): the others wait
 # their turn on the loop, holding no thread. The GIL lets only one build at a time
 # anyway; each more thread only adds a switch interval to every other request's wait
-# for the GIL (measured with 16 readers: /healthz max 1.2-2.3 s with no limit,
-# 190 ms with 2, 120 ms with 1).
+# for the GIL (bench/README.md, "Adversarial run").
 PAGE_READERS = 1
 _page_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()

@@ -52,8 +52,8 @@ class Settings(BaseSettings):
     # router_dir/thresholds.json), else the model artifact's own.
     haiku_max_score: float | None = None
     opus_min_score: float | None = None
-    # The hybrid classifier asks the llm classifier when the local one is less sure.
-    # 0.75 sends it about a fifth of open-ended prompts (docs/routing.md).
+    # The hybrid classifier asks the llm classifier when the local one is less sure;
+    # docs/routing.md ("The classifiers") gives how often it asks at this default.
     hybrid_confidence: float = 0.75
     # Trained versions and calibrated thresholds; unset means data_dir/router.
     router_dir: Path | None = None

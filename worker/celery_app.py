@@ -161,11 +161,10 @@ TIER_GC_YOUNG_THRESHOLD = 20_000
 def _tune_gc(role: str) -> None:
     """Keep the cyclic garbage collector from walking objects that never become garbage.
 
-    At 2 s latency a tier worker holds hundreds of calls' objects alive at once, and
-    every collection walks them: measured over a 3,000-job run, collections took
-    1.4 s of a tier worker's ~7 s of CPU. Freezing the startup objects (modules, SDK
-    and pydantic types, the runtime) took that to 0.8 s; collecting the young
-    generation every 20,000 allocations as well, to 0.5 s.
+    At high latency a tier worker holds hundreds of calls' objects alive at once, and
+    every collection walks them, a real share of its CPU. Freezing the startup objects
+    (modules, SDK and pydantic types, the runtime) takes those out of every walk, and
+    a higher young-generation threshold makes the walks rarer.
     """
     gc.collect()
     gc.freeze()

@@ -4,8 +4,8 @@ With late acks, kombu's Redis channel records every message it delivers (a
 pipeline to the unacked hash) and removes it on ack, and for each it builds a new
 `redis.Redis` client around the same connection pool (`conn_or_acquire` without a
 client). Building one fills its response-callback table: in py-spy profiles that
-was 9 % of a tier worker's GIL time at zero latency and 18 % with 600 calls in
-flight, all of it on the consumer thread that hands out messages. A `redis.Redis`
+was a real share of a tier worker's GIL time, more so with many calls in flight,
+all of it on the consumer thread that hands out messages. A `redis.Redis`
 is thread-safe (each command checks a connection out of the pool), so one per
 channel serves every caller.
 

@@ -50,7 +50,7 @@ DEFAULT_SPEC_PATH = REPO_ROOT.parent / "shared" / "data" / "anthropic-openapi.js
 PRISM_BIN = CONTRACT_DIR / "node_modules" / ".bin" / "prism"
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-prism.sh"
 
-# Loading the 1.7 MB spec takes ~3 s on a developer machine; leave room for slow CI.
+# Prism takes seconds to load the large spec; leave room for slow CI.
 DEFAULT_STARTUP_TIMEOUT = 90.0
 _MAX_REPORTED_VIOLATIONS = 25
 

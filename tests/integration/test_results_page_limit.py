@@ -1,7 +1,7 @@
 """Result streams build their pages a few at a time, across all streams: many readers
 starting together must not keep a thread each busy turning rows into JSON, since every
 other request (/healthz too) then waits its turn for the GIL behind all of them. Found
-by the adversarial run (bench/adversarial.py): 16 readers stalled /healthz over 1 s."""
+by the adversarial run (bench/adversarial.py), where its readers stalled /healthz."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 and nothing of the batch starts a model call once the cancel has returned (issue 16).
 
 The deadlock needs a chunk and the cancel to cross within a few milliseconds, so
-on the old code this failed in about one run of four; the lock order that rules it
+on the old code this failed only now and then; the lock order that rules it
 out is checked deterministically in tests/integration/test_cancel_lock_order.py."""
 
 from __future__ import annotations

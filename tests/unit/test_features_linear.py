@@ -1,8 +1,8 @@
 """The local router's features take linear time, whatever the prompt's shape.
 
-A prompt of newlines once cost time in the square of its length (18.8 s at 16,000
-characters, hours at the 800,000 allowed), with the GIL held: one prompt stalled a
-whole API or worker process. Each shape below is one that made a pattern re-scan.
+A prompt of newlines once cost time in the square of its length, with the GIL held:
+one prompt stalled a whole API or worker process. Each shape below is one that made
+a pattern re-scan.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The items of a JSON array, cut out of a byte stream one at a time.
 
 A batch body may be a JSON array of up to 100,000 jobs. Parsing it whole (json.load)
-builds every item before the first is checked: 8 million tiny items took 1.8 GB and
-18 s. This finds where each top-level item starts and ends (strings, escapes and
-nesting are tracked, nothing is decoded) and hands back its bytes, so the caller
-parses and checks item by item, with the same strict parser as an NDJSON line, and
-stops at the first bad item or the item cap. Memory holds one item and one chunk.
+builds every item before the first is checked, so a huge array of tiny items costs
+memory and time before any is refused. This finds where each top-level item starts
+and ends (strings, escapes and nesting are tracked, nothing is decoded) and hands
+back its bytes, so the caller parses and checks item by item, with the same strict
+parser as an NDJSON line, and stops at the first bad item or the item cap. Memory
+holds one item and one chunk.
 
 The cut is not a validator: an item's bytes may still be bad JSON, which its own
 parse reports; what lies between items (commas, whitespace, the brackets) is checked

@@ -87,7 +87,7 @@ def make_async_clients(
 
     Several, because each holds its connections in one pool that every request
     scans: calls spread over them keep each pool a few dozen connections long.
-    They share one SSL context (building one takes ~30 ms and 1 MB).
+    They share one SSL context, which is slow to build and holds memory.
     """
     context = httpx.create_ssl_context()
     return [

@@ -187,8 +187,8 @@ def limits_by_model(
 # Redis connections per process for the limiter. Every model call makes one short
 # script call, so a few dozen connections serve hundreds of threads; a thread finding
 # them all busy waits for one (up to LIMITER_POOL_WAIT_S). redis-py's default pool
-# instead refuses a 101st concurrent caller ("Too many connections"): at 600 calls in
-# flight that sent 15 % of jobs to retry later as if the limiter were down.
+# instead refuses a 101st concurrent caller ("Too many connections"): with hundreds of
+# calls in flight that sent jobs to retry later as if the limiter were down.
 LIMITER_POOL_SIZE = 32
 LIMITER_POOL_WAIT_S = 5.0
 

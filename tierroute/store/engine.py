@@ -151,8 +151,8 @@ def raw_autocommit() -> Iterator[Any]:
     """A psycopg cursor whose every statement commits on its own, for one-statement steps.
 
     A transaction costs BEGIN and COMMIT round trips around its statements; a step
-    that is a single statement (a claim, a data-modifying CTE) needs neither, and
-    measured alone it costs a third of the client CPU. Postgres runs each statement
+    that is a single statement (a claim, a data-modifying CTE) needs neither, and for
+    such a step they are a large share of the client CPU. Postgres runs each statement
     atomically, so such a step is as safe as a transaction.
     """
     engine = get_engine()

@@ -1,9 +1,9 @@
 """The hot read: one job's public view from plain SQL, for `GET /v1/jobs/{id}`.
 
 Clients poll job status, so this GET is the API's busiest route. Through the ORM
-(a Session, three statements with their identity-map work) it cost about 4 ms of
-CPU; plain rows on the pooled psycopg connection cost a fraction of that. The
-view itself is built by `jobs.view_of`, the same code as the ORM path.
+(a Session, three statements with their identity-map work) it cost several times
+the CPU of plain rows on the pooled psycopg connection. The view itself is built by
+`jobs.view_of`, the same code as the ORM path.
 """
 
 from __future__ import annotations
