@@ -20,7 +20,7 @@ LEARNING = "learning"  # shadow judging's shadow and judge calls (tierroute/pipe
 LEARNING_PURPOSES = frozenset({"shadow", "judge"})
 
 # Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,
-# as in report.py (a /v1/route call has no job and names its key itself).
+# as in store/report.py (a /v1/route call has no job and names its key itself).
 GLOBAL_DAILY = "SELECT * FROM cost_by_tier_day WHERE day >= :since"
 SCOPED_DAILY = """
     SELECT (c.created_at AT TIME ZONE 'UTC')::date AS day,

@@ -8,7 +8,7 @@ every still-queued job and stores its decision.
 
 Jobs that are not plainly queued (a redelivered or re-driven job, one another
 worker holds), and every job while a budget applies, take the one-job path
-(`pipeline.classify_job`), which owns those cases.
+(`steps.classify_job`), which owns those cases.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ UNSEND_QUEUED = """
     UPDATE jobs SET enqueued_at = NULL
      WHERE status = 'queued' AND enqueued_at IS NOT NULL
 """
-# Mid-way jobs; a leased one's duplicate waits for the lease (pipeline._held).
+# Mid-way jobs; a leased one's duplicate waits for the lease (steps._held).
 IN_FLIGHT = """
     SELECT id, tier FROM jobs WHERE status IN ('classifying', 'running') ORDER BY created_at
 """

@@ -56,7 +56,7 @@ def retrying_transaction(
 
     `retried` is True after a failed try: that try may have committed just before its
     connection broke, so `work` must check before writing anything twice. With
-    `autocommit`, each statement of `work` commits on its own (`db.raw_autocommit`):
+    `autocommit`, each statement of `work` commits on its own (`engine.raw_autocommit`):
     for work that writes with a single statement.
     """
     deadline = time.monotonic() + within_s
