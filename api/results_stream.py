@@ -8,7 +8,7 @@ after WRITE_TIMEOUT_S instead of keeping its response open for ever.
 Only PAGE_READERS pages are built at once, across every stream: building one is
 Python turning hundreds of rows into JSON, holding the GIL. Sixteen streams that
 started together kept sixteen such threads runnable, and /healthz, which needs the
-GIL a dozen times, waited behind them for over a second (bench/adversarial.py).
+GIL a dozen times, waited behind them (bench/adversarial.py; bench/README.md).
 """
 
 from __future__ import annotations
