@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,7 +10,12 @@ import pytest
 from anthropic.types import Usage
 from anthropic.types.cache_creation import CacheCreation
 
-from tierroute.domain.cost import TokenCounts, cost_usd
+from tierroute.domain.cost import (
+    TokenCounts,
+    batch_api_saving_usd,
+    cost_usd,
+    worst_case_write,
+)
 from tierroute.domain.errors import ConfigurationError, InvalidInput
 from tierroute.domain.tiers import ThinkingMode, load_tier_table
 
@@ -150,3 +156,31 @@ def test_cache_writes_without_breakdown_bill_at_the_5_minute_price() -> None:
 def test_same_usage_on_opus_costs_five_times_haiku() -> None:
     tokens = TokenCounts(input_tokens=1234, output_tokens=567)
     assert cost_usd(tokens, TABLE.top) == 5 * cost_usd(tokens, TABLE.get("haiku"))
+
+
+def test_token_counts_add_kind_by_kind() -> None:
+    a = TokenCounts(1, 2, cache_write_5m_tokens=3, cache_write_1h_tokens=4, cache_read_tokens=5)
+    b = TokenCounts(
+        10, 20, cache_write_5m_tokens=30, cache_write_1h_tokens=40, cache_read_tokens=50
+    )
+    total = a + b
+    assert total == TokenCounts(11, 22, 33, 44, 55)
+    assert cost_usd(total, TABLE.get("sonnet")) == cost_usd(a, TABLE.get("sonnet")) + cost_usd(
+        b, TABLE.get("sonnet")
+    )
+
+
+def test_a_worst_case_write_is_priced_at_its_ttl_or_as_input_when_dearer() -> None:
+    sonnet = TABLE.get("sonnet")
+    assert cost_usd(worst_case_write(1_000_000, "5m", sonnet), sonnet) == Decimal("3.75")
+    assert cost_usd(worst_case_write(1_000_000, "1h", sonnet), sonnet) == Decimal(6)
+    # A table whose writes undercut input: the prefix might not be cached and bill as input.
+    odd = replace(sonnet, cache_write_5m=Decimal(1), cache_write_1h=Decimal(2))
+    for ttl in ("5m", "1h"):
+        assert cost_usd(worst_case_write(1_000_000, ttl, odd), odd) == Decimal(3)
+
+
+def test_batch_api_saving_is_what_the_same_calls_cost_live_minus_the_bill() -> None:
+    billed = Decimal("1.25")
+    assert batch_api_saving_usd(billed) == Decimal("1.25")  # at half price, live costs double
+    assert batch_api_saving_usd(Decimal(0)) == 0

@@ -42,6 +42,15 @@ class TokenCounts:
     def cache_creation_input_tokens(self) -> int:
         return self.cache_write_5m_tokens + self.cache_write_1h_tokens
 
+    def __add__(self, other: TokenCounts) -> TokenCounts:
+        return TokenCounts(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_write_5m_tokens=self.cache_write_5m_tokens + other.cache_write_5m_tokens,
+            cache_write_1h_tokens=self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+        )
+
     @classmethod
     def from_usage(cls, usage: UsageLike) -> TokenCounts:
         created = usage.cache_creation_input_tokens or 0
@@ -73,8 +82,25 @@ def cost_usd(tokens: TokenCounts, tier: Tier) -> Decimal:
     return total / MILLION
 
 
+def worst_case_write(tokens: int, ttl: str, tier: Tier) -> TokenCounts:
+    """`tokens` that a call may write to the cache with `ttl` ("5m" or "1h"), counted
+    at the dearer of that write and plain input, for a ceiling that never undercounts:
+    a prefix the API does not cache bills as input instead."""
+    write_price = tier.cache_write_1h if ttl == "1h" else tier.cache_write_5m
+    if write_price < tier.input:
+        return TokenCounts(input_tokens=tokens, output_tokens=0)
+    if ttl == "1h":
+        return TokenCounts(input_tokens=0, output_tokens=0, cache_write_1h_tokens=tokens)
+    return TokenCounts(input_tokens=0, output_tokens=0, cache_write_5m_tokens=tokens)
+
+
 # Message Batches bill every token kind (cache reads and writes included) at half price.
 BATCH_RATE = Decimal("0.5")
+
+
+def batch_api_saving_usd(billed_usd: Decimal) -> Decimal:
+    """What calls billed `billed_usd` at the batch rate saved against the same calls live."""
+    return billed_usd * (1 - BATCH_RATE) / BATCH_RATE
 
 
 def cache_savings_usd(tokens: TokenCounts, tier: Tier) -> Decimal:

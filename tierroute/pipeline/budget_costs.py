@@ -18,14 +18,19 @@ from decimal import Decimal
 from typing import Any
 
 from tierroute.classify.llm import build_classify_params
-from tierroute.domain.cost import MILLION, REQUEST_OVERHEAD_TOKENS, estimate_tokens
+from tierroute.domain.cost import (
+    REQUEST_OVERHEAD_TOKENS,
+    TokenCounts,
+    cost_usd,
+    estimate_tokens,
+    worst_case_write,
+)
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.llm.provider import build_completion_params
 
 
-def _write_price(tier: Tier, cache_control: Any) -> Decimal:
-    ttl = cache_control.get("ttl", "5m") if isinstance(cache_control, dict) else "5m"
-    return max(tier.input, tier.cache_write_1h if ttl == "1h" else tier.cache_write_5m)
+def _ttl(cache_control: Any) -> str:
+    return str(cache_control.get("ttl", "5m")) if isinstance(cache_control, dict) else "5m"
 
 
 def _text(value: Any) -> str:
@@ -38,18 +43,20 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _system_usd(tier: Tier, system: Any) -> Decimal:
-    """Per-million USD of the system prompt: the cached prefix at the write price."""
+def _system_tokens(tier: Tier, system: Any) -> TokenCounts:
+    """The system prompt's tokens: the cached prefix as a cache write, the rest as input."""
     if not isinstance(system, list):
-        return estimate_tokens(_text(system)) * tier.input
+        return TokenCounts(input_tokens=estimate_tokens(_text(system)), output_tokens=0)
     last = max(
         (i for i, b in enumerate(system) if isinstance(b, dict) and "cache_control" in b),
         default=-1,
     )
-    price = _write_price(tier, system[last]["cache_control"]) if last >= 0 else tier.input
-    prefix = sum(estimate_tokens(_text(block)) for block in system[: last + 1])
     rest = sum(estimate_tokens(_text(block)) for block in system[last + 1 :])
-    return prefix * price + rest * tier.input
+    plain = TokenCounts(input_tokens=rest, output_tokens=0)
+    if last < 0:
+        return plain
+    prefix = sum(estimate_tokens(_text(block)) for block in system[: last + 1])
+    return plain + worst_case_write(prefix, _ttl(system[last]["cache_control"]), tier)
 
 
 def params_ceiling(tier: Tier, params: dict[str, Any]) -> Decimal:
@@ -60,15 +67,13 @@ def params_ceiling(tier: Tier, params: dict[str, Any]) -> Decimal:
         read += estimate_tokens(json.dumps(output_config["format"], sort_keys=True))
     if params.get("tools"):
         read += estimate_tokens(json.dumps(params["tools"], sort_keys=True))
-    # The overhead may sit in a cached prefix (a scope marker): priced as a write.
-    overhead = REQUEST_OVERHEAD_TOKENS * max(tier.input, tier.cache_write_1h)
-    usd = (
-        _system_usd(tier, params.get("system"))
-        + read * tier.input
-        + overhead
-        + int(params["max_tokens"]) * tier.output
+    tokens = (
+        _system_tokens(tier, params.get("system"))
+        + TokenCounts(input_tokens=read, output_tokens=int(params["max_tokens"]))
+        # The overhead may sit in a cached prefix (a scope marker): priced as a write.
+        + worst_case_write(REQUEST_OVERHEAD_TOKENS, "1h", tier)
     )
-    return usd / MILLION
+    return cost_usd(tokens, tier)
 
 
 def completion_ceiling(

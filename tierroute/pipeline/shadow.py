@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from tierroute.domain.budget import BudgetExceeded
+from tierroute.domain.cost import TokenCounts, cost_usd
 from tierroute.domain.errors import ProviderError, RateLimited
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.llm import caching
@@ -182,7 +183,7 @@ class ShadowJob:
         shadow_max = int(self.shadow_params["max_tokens"])
         judge = params_ceiling(self.judge, self.judge_params(""))
         # The shadow answer, not yet known, is read by the judge: at most its max_tokens.
-        unseen = Decimal(shadow_max) * self.judge.input / Decimal(1_000_000)
+        unseen = cost_usd(TokenCounts(input_tokens=shadow_max, output_tokens=0), self.judge)
         return params_ceiling(self.shadow, self.shadow_params) + judge + unseen
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tierroute.domain.cost import batch_api_saving_usd
 from tierroute.domain.tiers import TierTable
 
 # Key-scoped versions of the analyst views' sums: the views stay global for
@@ -32,8 +33,7 @@ SCOPED_SAVINGS = """
            coalesce(sum(c.cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
            coalesce(sum(c.cache_savings_usd), 0) AS cache_savings_usd,
            count(*) FILTER (WHERE c.batch_api) AS batch_api_calls,
-           coalesce(sum(c.cost_usd * (1 - 0.5) / 0.5) FILTER (WHERE c.batch_api), 0)
-               AS batch_api_savings_usd
+           coalesce(sum(c.cost_usd) FILTER (WHERE c.batch_api), 0) AS batch_api_cost_usd
       FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
      -- A call with no job (a /v1/route classifier call) names its key itself.
      WHERE coalesce(c.api_key_id, j.api_key_id) = :key
@@ -140,7 +140,9 @@ def _global_rows(session: Session) -> Rows:
 
 def _scoped_rows(session: Session, api_key_id: uuid.UUID) -> Rows:
     params = {"key": api_key_id}
-    savings = session.execute(text(SCOPED_SAVINGS), params).mappings().one()
+    savings = dict(session.execute(text(SCOPED_SAVINGS), params).mappings().one())
+    # The savings view has this column (its migration spells the batch rate out).
+    savings["batch_api_savings_usd"] = batch_api_saving_usd(savings.pop("batch_api_cost_usd"))
     quality = list(session.execute(text(SCOPED_QUALITY), params).mappings())
     failed = session.execute(
         text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead') AND api_key_id = :key"),

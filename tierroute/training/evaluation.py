@@ -8,8 +8,9 @@ prompt to the dearest tier. A prompt routed to a tier the set does not grade is
 counted at the next dearer graded tier (with two tiers: the dearest).
 
 Costs use the tier table's prices with an assumed token count per prompt: input =
-characters / 4 (as the rate limiter estimates), output = `output_tokens` (300 unless
-told otherwise), plus the classifier's own billed calls.
+characters / 4 (cost.typical_tokens: a typical count, not the rate limiter's upper
+bound), output = `output_tokens` (300 unless told otherwise), plus the classifier's own
+billed calls.
 """
 
 from __future__ import annotations
@@ -17,14 +18,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tierroute.classify.base import Classifier
-from tierroute.domain.cost import typical_tokens
+from tierroute.domain.cost import TokenCounts, cost_usd, typical_tokens
 from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.training.datasets import EvalItem
@@ -43,8 +43,8 @@ CURVE_SHARES = tuple(i / 20 for i in range(21))
 
 def prompt_cost(tier: Tier, prompt: str, output_tokens: int) -> float:
     """USD for one answer on `tier` under the token assumption."""
-    input_tokens = typical_tokens(prompt)
-    return float((tier.input * input_tokens + tier.output * output_tokens) / Decimal(1_000_000))
+    tokens = TokenCounts(input_tokens=typical_tokens(prompt), output_tokens=output_tokens)
+    return float(cost_usd(tokens, tier))
 
 
 def _graded_tier(tier: Tier, graded: set[str], tiers: TierTable) -> str:

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 from tierroute.domain.cost import TYPICAL_CHARS_PER_TOKEN as CHARS_PER_TOKEN
+from tierroute.domain.cost import typical_tokens
 
 # Role markers and turn separators cost a few tokens per message in the real API.
 PER_MESSAGE_OVERHEAD = 3
@@ -16,8 +17,8 @@ DOCUMENT_TOKENS = 1500
 
 
 def count_text_tokens(text: str) -> int:
-    """Tokens for a piece of text: ceil(len/4), at least 1."""
-    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+    """Tokens for a piece of text: ceil(len/4), at least 1 (cost.typical_tokens)."""
+    return typical_tokens(text)
 
 
 def block_text(block: Any) -> str:
