@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from tierroute.domain.anthropic_request import (
+    CUSTOM_ID_PATTERN,
+    PASSTHROUGH,
+    AnthropicThinking,
+    MessageTurn,
+    OutputConfig,
+    StoredRequest,
+    stored_request,
+    thinking_from_anthropic,
+)
 from tierroute.domain.errors import InvalidInput
-from tierroute.domain.storable import check_metadata, check_text
+from tierroute.domain.storable import check_json, check_metadata, check_text
 from tierroute.domain.tiers import EFFORT_LEVELS, active_tier_table
 
 MAX_PROMPT_CHARS = 800_000  # ~200k tokens: the tier models' context window
@@ -27,21 +37,73 @@ class ThinkingOverride(BaseModel):
 
 
 class JobSpec(BaseModel):
-    """One prompt to route and answer."""
+    """One request to route and answer: a `prompt`, or Anthropic's `messages` and parameters."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    system: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    max_tokens: int | None = Field(default=None, ge=1, le=64000)
+    # Shorthand for one user turn; exactly one of `prompt` and `messages` is given.
+    prompt: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
+    messages: list[MessageTurn] | None = Field(default=None, min_length=1, max_length=10_000)
+    system: str | list[dict[str, Any]] | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=128000)
     force_tier: int | str | None = None
-    thinking: ThinkingOverride | None = None
+    # tierroute's own override ({"thinking": "none"}) or Anthropic's ({"type": "enabled"}).
+    thinking: ThinkingOverride | AnthropicThinking | None = None
     metadata: dict[str, Any] | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    top_k: int | None = Field(default=None, ge=0)
+    stop_sequences: list[str] | None = Field(default=None, max_length=8191)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    output_config: OutputConfig | None = None
+    custom_id: str | None = Field(default=None, pattern=CUSTOM_ID_PATTERN)
+    # Follow-ups never run on a cheaper tier than an earlier turn of the conversation.
+    sticky: bool = False
 
-    @field_validator("prompt", "system")
+    @model_validator(mode="after")
+    def _prompt_or_messages(self) -> JobSpec:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of `prompt` and `messages`")
+        if self.messages is not None and not any(t.role == "user" for t in self.messages):
+            raise ValueError("messages: needs at least one user turn")
+        if isinstance(self.system, str) and len(self.system) > MAX_PROMPT_CHARS:
+            raise ValueError(f"system: at most {MAX_PROMPT_CHARS} characters")
+        return self
+
+    def stored(self) -> StoredRequest:
+        """The job row's prompt, system, thinking override and request_params."""
+        thinking = self.thinking
+        effort = self.output_config.effort if self.output_config else None
+        if isinstance(thinking, AnthropicThinking) or (thinking is None and effort):
+            override = thinking_from_anthropic(thinking, effort)
+        else:
+            override = thinking.as_dict() if thinking else None
+        extras: dict[str, Any] = {key: getattr(self, key) for key in PASSTHROUGH}
+        extras["custom_id"] = self.custom_id
+        if self.output_config is not None and self.output_config.format is not None:
+            extras["output_config"] = {
+                "format": self.output_config.format.model_dump(by_alias=True)
+            }
+        return stored_request(
+            prompt=self.prompt,
+            messages=self.messages,
+            system=self.system,
+            thinking_override=override,
+            extras=extras,
+            metadata=self.metadata,
+            sticky=self.sticky,
+        )
+
+    @field_validator("prompt")
     @classmethod
     def _storable_text(cls, value: str | None) -> str | None:
         return check_text(value)
+
+    @field_validator("system", "tools", "tool_choice", "stop_sequences")
+    @classmethod
+    def _storable_json(cls, value: Any) -> Any:
+        return check_json(value)
 
     @field_validator("metadata")
     @classmethod
@@ -50,8 +112,8 @@ class JobSpec(BaseModel):
 
     @field_validator("prompt")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("must not be empty or only whitespace")
         return value
 

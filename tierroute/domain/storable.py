@@ -65,6 +65,14 @@ def check_text(value: str | None) -> str | None:
     return value
 
 
+def check_json(value: Any) -> Any:
+    """`value` unchanged, or ValueError naming where Postgres could not store it as JSON."""
+    problem = _json_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 def check_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
     """`value` unchanged, or ValueError naming where it is not storable JSON or too large."""
     if value is None:

@@ -25,6 +25,7 @@ from tierroute.domain.errors import (
     RetryableProviderError,
 )
 from tierroute.domain.tiers import ThinkingMode, Tier, TierTable
+from tierroute.llm.adapt import adapt
 from tierroute.llm.caching import cached_system
 from tierroute.store.models import CallPurpose
 
@@ -133,11 +134,35 @@ def build_completion_params(
     thinking_override: dict[str, Any] | None = None,
     *,
     cache_scope: str | None = None,
+    request_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `messages.create` keyword arguments for answering a job on `tier`.
 
-    `cache_scope` (`caching.cache_scope` of the job's key) keeps its cached prefix apart.
+    `cache_scope` (`caching.cache_scope` of the job's key) keeps its cached prefix apart;
+    `request_params` (jobs.request_params) adds the request's own Anthropic parameters.
     """
+    return build_completion(
+        tier,
+        prompt,
+        system,
+        max_tokens,
+        thinking_override,
+        cache_scope=cache_scope,
+        request_params=request_params,
+    )[0]
+
+
+def build_completion(
+    tier: Tier,
+    prompt: str,
+    system: str | None,
+    max_tokens: int,
+    thinking_override: dict[str, Any] | None = None,
+    *,
+    cache_scope: str | None = None,
+    request_params: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """`build_completion_params`, with the rules that fitted the request to the model."""
     choice = resolve_thinking(tier, thinking_override)
     params: dict[str, Any] = {
         "model": tier.model,
@@ -155,7 +180,8 @@ def build_completion_params(
         params["thinking"] = {"type": "enabled", "budget_tokens": choice.budget_tokens}
     if choice.effort is not None:
         params["output_config"] = {"effort": choice.effort}
-    return params
+    rules = adapt(params, tier, request_params or {}, thinking_override, max_tokens, cache_scope)
+    return params, rules
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from tierroute.domain.decisions import RoutingDecision
 from tierroute.pipeline.context import Runtime
+from tierroute.pipeline.conversation import sticky_floors
 from tierroute.pipeline.steps import RetryLater, classify_job, decide
 from tierroute.store import leases
 from tierroute.store.engine import raw_autocommit
@@ -64,6 +65,7 @@ def _route_queued(
 ) -> list[uuid.UUID]:
     """Route the chunk's plainly queued jobs; returns the ids the one-job path must take."""
     rows = {row[0]: row for row in leases.read_for_classify(cur, ids)}
+    floors = sticky_floors(rt.tiers, cur, ids)
     decisions: list[tuple[uuid.UUID, RoutingDecision]] = []
     batch_api: set[uuid.UUID] = set()
     one_by_one = []
@@ -74,7 +76,7 @@ def _route_queued(
             continue
         _, _, _, prompt, system, force_tier, in_batch_api = row
         try:
-            decision = decide(rt, prompt, system, force_tier)
+            decision = decide(rt, prompt, system, force_tier, floors.get(job_id))
         except Exception:
             # One bad prompt must not fail its chunk: alone, its task fails by itself.
             log.exception("classify: job %s could not be routed in its chunk", job_id)

@@ -19,9 +19,15 @@ from tierroute.domain.errors import ProviderError, RateLimited, RetryableProvide
 from tierroute.llm import caching
 from tierroute.llm.admission import Admission, admit, settle_call
 from tierroute.llm.caching import PrimerPass
-from tierroute.llm.provider import CallResult, build_completion_params, call_model
+from tierroute.llm.provider import CallResult, build_completion, call_model
 from tierroute.pipeline import budgets
 from tierroute.pipeline.context import Runtime
+from tierroute.pipeline.conversation import (
+    apply_floor,
+    call_params_of,
+    keep_adaptations,
+    sticky_floor,
+)
 from tierroute.store import leases
 from tierroute.store.engine import raw_autocommit, raw_transaction
 from tierroute.store.models import CallPurpose, JobStatus
@@ -38,11 +44,14 @@ class RetryLater:
     reason: str
 
 
-def decide(rt: Runtime, prompt: str, system: str | None, force_tier: str | None) -> RoutingDecision:
-    """The routing decision for a prompt: a forced tier, or the classifier's proposal."""
+def decide(
+    rt: Runtime, prompt: str, system: str | None, force_tier: str | None, floor: str | None = None
+) -> RoutingDecision:
+    """The routing decision for a prompt: a forced tier, or the classifier's proposal
+    raised to `floor` (the tier of an earlier turn of its conversation)."""
     if force_tier is not None:
         return rt.policy.manual(rt.tiers.parse(force_tier))
-    return rt.classifier.classify(prompt, system)
+    return apply_floor(rt.tiers, rt.classifier.classify(prompt, system), floor)
 
 
 def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
@@ -65,13 +74,14 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
         unrouted = routed_tier is None and force_tier is None
         if unrouted and not _classifier_fits(rt, cur, job_id, prompt, system):
             return None
+        floor = sticky_floor(rt.tiers, cur, job_id)
     if routed_tier is not None:  # re-driven after a failure: keep its routing
         with raw_transaction() as cur:
             tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
         # A batch-mode job waits for its Message Batch (pipeline/message_batches), not a queue.
         return None if batch_api or tier is None else tier
     try:
-        decision = decide(rt, prompt, system, force_tier)
+        decision = decide(rt, prompt, system, force_tier, floor)
     except RateLimited as exc:
         with raw_transaction(flush_wal=False) as cur:
             leases.release_classify(cur, job_id)
@@ -103,7 +113,7 @@ def _classify_in_one_transaction(rt: Runtime, job_id: uuid.UUID) -> str | RetryL
         if routed_tier is not None:  # re-driven after a failure: keep its routing
             tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
             return None if batch_api or tier is None else tier
-        decision = decide(rt, prompt, system, force_tier)
+        decision = decide(rt, prompt, system, force_tier, sticky_floor(rt.tiers, cur, job_id))
         return _record(rt, cur, job_id, decision, prompt, system, batch_api)
 
 
@@ -243,9 +253,16 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
     tier = rt.tiers.get(tier_name)
     # The key's own cache scope: no key learns from `usage` what another sent.
     scope = caching.cache_scope(rt.settings, api_key_id)
-    params = build_completion_params(
-        tier, prompt, system, max_tokens, thinking_override, cache_scope=scope
+    params, rules = build_completion(
+        tier,
+        prompt,
+        system,
+        max_tokens,
+        thinking_override,
+        cache_scope=scope,
+        request_params=call_params_of(job_id, thinking_override),
     )
+    keep_adaptations(job_id, tier.model, rules)
     primer = None
     try:
         # Priming makes jobs sharing a cacheable prefix wait (CacheWarming) for the first.

@@ -28,7 +28,8 @@ MAX_BLANK_LINES = MAX_BATCH
 MAX_ITEM_BYTES = 8 << 20
 COPY_SQL = (
     "COPY jobs (id, batch_id, api_key_id, status, batch_api, prompt, system, max_tokens,"
-    " force_tier, thinking_override, metadata, attempts, created_at, updated_at) FROM STDIN"
+    " force_tier, thinking_override, metadata, attempts, created_at, updated_at,"
+    " request_params) FROM STDIN"
 )
 # COPY's text format: backslash escapes for the characters that delimit it.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -137,19 +138,21 @@ def copy_batch(
             count += 1
             if count > MAX_BATCH:
                 raise InvalidInput("body", f"more than {MAX_BATCH} prompts in one batch")
+            stored = spec.stored()
             row = "\t".join(
                 (
                     str(uuid.uuid4()),
                     fixed_head,
-                    _field(spec.prompt),
-                    _field(spec.system),
+                    _field(stored.prompt),
+                    _field(stored.system),
                     str(spec.max_tokens or default_max_tokens),
                     _field(spec.force_tier),  # type: ignore[arg-type]  # normalised to a name
-                    _json_field(spec.thinking.as_dict() if spec.thinking else None),
+                    _json_field(stored.thinking_override),
                     _json_field(spec.metadata),
                     "0",
                     now,
                     now,
+                    _json_field(stored.request_params),
                 )
             )
             buffer.append(row)

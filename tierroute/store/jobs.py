@@ -29,17 +29,19 @@ from tierroute.store.models import (
 def _job_row(
     spec: JobSpec, default_max_tokens: int, batch_id: uuid.UUID | None, api_key_id: uuid.UUID | None
 ) -> dict[str, Any]:
+    stored = spec.stored()
     return {
         "id": uuid.uuid4(),
         "batch_id": batch_id,
         "api_key_id": api_key_id,
         "status": JobStatus.QUEUED,
-        "prompt": spec.prompt,
-        "system": spec.system,
+        "prompt": stored.prompt,
+        "system": stored.system,
         "max_tokens": spec.max_tokens or default_max_tokens,
         "force_tier": spec.force_tier,
-        "thinking_override": spec.thinking.as_dict() if spec.thinking else None,
+        "thinking_override": stored.thinking_override,
         "metadata_": spec.metadata,
+        "request_params": stored.request_params,
     }
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -126,6 +127,13 @@ class Job(Base):
         Index("ix_jobs_api_key_id_created_at", "api_key_id", "created_at"),
         Index("ix_jobs_created_at", "created_at"),
         Index("ix_jobs_batch_id_created_at_id", "batch_id", "created_at", "id"),
+        # The earlier turns of a sticky conversation, for routing a follow-up.
+        Index(
+            "ix_jobs_conversation",
+            "api_key_id",
+            text("(request_params->>'conversation')"),
+            postgresql_where=text("request_params ? 'conversation'"),
+        ),
         Index(
             "ix_jobs_created_at_unsent",
             "created_at",
@@ -182,6 +190,10 @@ class Job(Base):
     )
     # The most the job can still bill, held against its daily budgets while in flight.
     reserved_usd: Mapped[Decimal | None] = mapped_column(USD)
+    # Anthropic Messages parameters beyond prompt and system (turns, sampling, tools,
+    # structured output, custom_id, conversation), and the rules that adapted them
+    # to the routed model (tierroute/domain/anthropic_request.py).
+    request_params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     routing: Mapped[RoutingDecision | None] = relationship(back_populates="job", uselist=False)
     calls: Mapped[list[ModelCall]] = relationship(back_populates="job", order_by="ModelCall.id")

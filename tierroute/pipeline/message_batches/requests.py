@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tierroute.domain.anthropic_request import PARAMS_MARKER
 from tierroute.domain.tiers import Tier
-from tierroute.llm.provider import build_completion_params
+from tierroute.llm.adapt import wire_body
+from tierroute.llm.provider import build_completion
 
 # {"requests": [...]} around the items, and a comma between two of them.
 ENVELOPE_BYTES = 16
@@ -25,6 +27,7 @@ class JobRow:
     max_tokens: int
     thinking_override: dict[str, Any] | None
     api_key_id: uuid.UUID | None = None
+    request_params: dict[str, Any] | None = None
 
 
 def batch_request(tier: Tier, job: JobRow, cache_scope: str | None = None) -> dict[str, Any]:
@@ -32,15 +35,40 @@ def batch_request(tier: Tier, job: JobRow, cache_scope: str | None = None) -> di
 
     `cache_scope`: `caching.cache_scope` of the job's key, as the live call uses.
     """
-    params = build_completion_params(
+    return _request_and_rules(tier, job, cache_scope)[0]
+
+
+def _request_and_rules(
+    tier: Tier, job: JobRow, cache_scope: str | None
+) -> tuple[dict[str, Any], list[str]]:
+    params, rules = build_completion(
         tier,
         job.prompt,
         job.system,
         job.max_tokens,
         job.thinking_override,
         cache_scope=cache_scope,
+        request_params=job.request_params if _needs_params(job) else None,
     )
-    return {"custom_id": str(job.id), "params": params}
+    return {"custom_id": str(job.id), "params": wire_body(params)}, rules
+
+
+def _needs_params(job: JobRow) -> bool:
+    return bool(job.thinking_override and job.thinking_override.get(PARAMS_MARKER))
+
+
+def batch_requests(
+    tier: Tier, jobs: list[JobRow], scope_of: Callable[[JobRow], str | None]
+) -> tuple[list[dict[str, Any]], dict[uuid.UUID, list[str]]]:
+    """The jobs' requests, and for each job whose parameters the model needed fitted, the rules."""
+    requests = []
+    adapted: dict[uuid.UUID, list[str]] = {}
+    for job in jobs:
+        request, rules = _request_and_rules(tier, job, scope_of(job))
+        requests.append(request)
+        if rules:
+            adapted[job.id] = rules
+    return requests, adapted
 
 
 def request_bytes(request: dict[str, Any]) -> int:

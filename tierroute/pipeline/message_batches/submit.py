@@ -22,7 +22,8 @@ from tierroute.llm.caching import cache_scope
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import adopt, sdk
 from tierroute.pipeline.message_batches.outcomes import settle_unsubmitted
-from tierroute.pipeline.message_batches.requests import JobRow, batch_request, split
+from tierroute.pipeline.message_batches.requests import JobRow, batch_requests, split
+from tierroute.store import request_params
 from tierroute.store.engine import raw_transaction
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ WAITING_TIERS = """
        AND tier IS NOT NULL
 """
 WAITING_JOBS = """
-    SELECT id, prompt, system, max_tokens, thinking_override, api_key_id FROM jobs
+    SELECT id, prompt, system, max_tokens, thinking_override, api_key_id, request_params FROM jobs
      WHERE batch_id = %(batch_id)s AND batch_api AND status = 'classifying'
        AND tier = %(tier)s
      ORDER BY created_at, id
@@ -105,7 +106,11 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
         rows = [JobRow(*row) for row in cur.fetchall()]
         if not rows:
             return None
-        requests = [batch_request(tier, row, cache_scope(settings, row.api_key_id)) for row in rows]
+        requests, adapted = batch_requests(
+            tier, rows, lambda row: cache_scope(settings, row.api_key_id)
+        )
+        for job_id, rules in adapted.items():
+            request_params.record_adaptations(cur, job_id, tier.model, rules)
         chunk = next(split(requests, settings.batch_api_max_requests, settings.batch_api_max_bytes))
         ids = [uuid.UUID(request["custom_id"]) for request in chunk]
         earlier = _earlier_create(rt, cur, batch_id, ids)

@@ -1,0 +1,167 @@
+"""Anthropic Messages parameters on a job: stored shape, and the call each tier is sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.anthropic_spec import problems
+from tierroute.domain.anthropic_request import PARAMS_MARKER
+from tierroute.domain.errors import InvalidInput
+from tierroute.domain.specs import JobSpec, parse_spec
+from tierroute.domain.tiers import active_tier_table
+from tierroute.llm.adapt import wire_body
+from tierroute.llm.provider import build_completion
+
+TIERS = active_tier_table()
+IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+
+REQUESTS: list[dict[str, Any]] = [
+    {"prompt": "hello"},
+    {"prompt": "hello", "temperature": 0.2, "top_p": 0.9, "top_k": 5},
+    {
+        "messages": [
+            {"role": "user", "content": "Name a prime."},
+            {"role": "assistant", "content": "7"},
+            {"role": "user", "content": [{"type": "text", "text": "Another?"}, IMAGE]},
+        ],
+        "system": [{"type": "text", "text": "Be brief."}],
+        "stop_sequences": ["\n\n"],
+        "metadata": {"user_id": "u-1", "conversation_id": "c-1"},
+        "custom_id": "req-1",
+    },
+    {
+        "messages": [{"role": "user", "content": "Give the answer as JSON."}],
+        "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "low"},
+        "thinking": {"type": "adaptive"},
+        "temperature": 0.5,
+    },
+    {
+        "prompt": "Use the tool.",
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "tool", "name": "lookup"},
+    },
+    {"prompt": "think hard", "thinking": {"type": "enabled", "budget_tokens": 2048}},
+    {"prompt": "no thinking", "thinking": {"type": "disabled"}, "max_tokens": 100_000},
+]
+
+
+def _call(tier: str, request: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    spec = JobSpec.model_validate(request)
+    stored = spec.stored()
+    return build_completion(
+        TIERS.get(tier),
+        stored.prompt,
+        stored.system,
+        spec.max_tokens or 1024,
+        stored.thinking_override,
+        request_params=stored.request_params,
+    )
+
+
+@pytest.mark.parametrize("tier", TIERS.names)
+@pytest.mark.parametrize("request_body", REQUESTS)
+def test_every_call_sent_validates_against_anthropics_spec(
+    tier: str, request_body: dict[str, Any]
+) -> None:
+    params, _ = _call(tier, request_body)
+    assert problems("CreateMessageParams", wire_body(params)) == []
+
+
+def test_a_conversation_keeps_its_turns_and_routes_on_the_last_user_turn() -> None:
+    stored = JobSpec.model_validate(REQUESTS[2]).stored()
+    assert stored.prompt == "Another?\n[image]"
+    assert stored.system is not None and "user: Name a prime.\nassistant: 7" in stored.system
+    assert stored.request_params is not None
+    assert stored.request_params["custom_id"] == "req-1"
+    assert stored.request_params["conversation"] == "id:c-1"
+    params, _ = _call("haiku", REQUESTS[2])
+    assert params["messages"][2]["content"][1] == IMAGE  # image blocks pass through
+    assert params["system"] == [{"type": "text", "text": "Be brief."}]
+    # Only the API's own metadata goes out; conversation_id is tierroute's.
+    assert params["metadata"] == {"user_id": "u-1"}
+
+
+def test_a_plain_prompt_stores_nothing_extra() -> None:
+    stored = JobSpec.model_validate({"prompt": "hello"}).stored()
+    assert stored.request_params is None and stored.thinking_override is None
+    stored = JobSpec.model_validate({"messages": [{"role": "user", "content": "hi"}]}).stored()
+    assert stored.request_params is None and stored.prompt == "hi"
+
+
+def test_thinking_the_model_lacks_is_translated_and_the_rule_named() -> None:
+    params, rules = _call("haiku", {"prompt": "x", "thinking": {"type": "adaptive"}})
+    assert params["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert any("adaptive sent as enabled" in rule for rule in rules)
+    _, rules = _call("haiku", REQUESTS[3])
+    assert any(rule.startswith("output_config.effort: dropped") for rule in rules)
+    params, rules = _call("opus", REQUESTS[3])
+    assert params["output_config"] == {
+        "effort": "low",
+        "format": REQUESTS[3]["output_config"]["format"],
+    }
+    assert "temperature" not in wire_body(params)
+    assert any(rule.startswith("temperature: dropped") for rule in rules)
+
+
+def test_a_tiers_default_thinking_yields_to_the_callers_sampling() -> None:
+    params, rules = _call("sonnet", REQUESTS[1])
+    assert "thinking" not in params and params["extra_body"] == {"temperature": 0.2, "top_k": 5}
+    assert "top_p" not in wire_body(params)  # temperature or top_p, not both
+    assert rules[0].startswith("thinking: the sonnet tier's default thinking is off")
+    params, rules = _call("sonnet", REQUESTS[4])
+    assert "thinking" not in params and params["tool_choice"]["type"] == "tool"
+    params, rules = _call("haiku", REQUESTS[0])
+    assert rules == []
+
+
+def test_max_tokens_beyond_the_model_is_lowered_and_said() -> None:
+    params, rules = _call("haiku", REQUESTS[6])
+    assert params["max_tokens"] == TIERS.get("haiku").max_output_tokens
+    assert rules == ["max_tokens: lowered to 64000, the most claude-haiku-4-5 gives"]
+
+
+def test_the_marker_tells_the_complete_step_to_load_the_params() -> None:
+    assert JobSpec.model_validate(REQUESTS[1]).stored().thinking_override == {PARAMS_MARKER: True}
+    # A conversation id alone changes nothing in the call.
+    stored = JobSpec.model_validate({"prompt": "x", "metadata": {"conversation_id": "c"}}).stored()
+    assert stored.thinking_override is None and stored.request_params == {
+        "conversation": "id:c",
+        "turn": 1,
+    }
+
+
+def test_sticky_without_an_id_keys_the_conversation_by_its_opening() -> None:
+    first = {"messages": [{"role": "user", "content": "Plan a trip"}], "sticky": True}
+    follow_up = {
+        "messages": [
+            {"role": "user", "content": "Plan a trip"},
+            {"role": "assistant", "content": "Where to?"},
+            {"role": "user", "content": "Rome"},
+        ],
+        "sticky": True,
+    }
+    a = JobSpec.model_validate(first).stored().request_params
+    b = JobSpec.model_validate(follow_up).stored().request_params
+    assert a and b and a["conversation"] == b["conversation"]
+    assert (a["turn"], b["turn"]) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment"),
+    [
+        ({}, "exactly one of `prompt` and `messages`"),
+        ({"prompt": "x", "messages": [{"role": "user", "content": "y"}]}, "exactly one"),
+        ({"messages": [{"role": "assistant", "content": "y"}]}, "at least one user turn"),
+        ({"messages": [{"role": "user", "content": [{"text": "y"}]}]}, "messages.0.content"),
+        ({"prompt": "x", "temperature": 1.5}, "temperature"),
+        ({"prompt": "x", "custom_id": "has space"}, "custom_id"),
+        ({"prompt": "x", "service_tier": "auto"}, "service_tier"),
+    ],
+)
+def test_bad_requests_name_the_parameter(item: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_spec(item, "line 1")
+    assert fragment in caught.value.detail
