@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tierroute.classify.model import LocalModel, unsquash
+from tierroute.classify.model import LocalModel
 from tierroute.training.datasets import MmluRow, RubricItem
 from tierroute.training.fit import Example
 from tierroute.training.quality import apgr, routing_curve
@@ -290,8 +290,3 @@ def promotion_verdict(new: dict[str, float], current: dict[str, float]) -> tuple
     if new_avg + 1e-9 < old_avg:
         return False, f"held-out average {new_avg:.4f} < current {old_avg:.4f} ({detail})"
     return True, f"held-out average {new_avg:.4f} >= current {old_avg:.4f} ({detail})"
-
-
-def latent_thresholds(model: LocalModel) -> tuple[float, float]:
-    """The model's default thresholds on its latent (0 Haiku .. 1 Opus) scale."""
-    return unsquash(model.haiku_max), unsquash(model.opus_min)
