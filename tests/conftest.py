@@ -34,7 +34,19 @@ PG_ADMIN_URL = os.environ.get(
 REDIS_HOST_URL = os.environ.get("TIERROUTE_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 AMQP_HOST_URL = os.environ.get("TIERROUTE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TABLES = ("ratings", "model_calls", "routing_decisions", "jobs", "batches", "api_keys")
+TABLES = (
+    "ratings",
+    "model_calls",
+    "routing_decisions",
+    "jobs",
+    "batches",
+    "api_keys",
+    # The rollups keep history when raw rows go (migration 0009), so they are emptied too.
+    "rollup_calls_hourly",
+    "rollup_jobs_hourly",
+    "rollup_decisions_hourly",
+    "rollup_batches",
+)
 
 
 @dataclass(frozen=True)

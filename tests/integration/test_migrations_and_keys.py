@@ -23,6 +23,8 @@ VIEWS = {"cost_by_tier_day", "savings", "tier_quality"}
 TABLES = {
     "jobs", "batches", "routing_decisions", "model_calls", "ratings", "api_keys",
     "provider_batches", "budget_holds", "shadow_verdicts",
+    "rollup_calls_hourly", "rollup_jobs_hourly", "rollup_decisions_hourly", "rollup_batches",
+    "rollup_state",
 }  # fmt: skip
 
 

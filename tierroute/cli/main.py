@@ -391,3 +391,8 @@ main.add_command(routing.calibrate)
 main.add_command(routing.eval_command)
 main.add_command(routing.eval_data)
 main.add_command(routing.eval_rubric)
+
+# Cost tables (issue 16): rebuild the rollups, prune old raw rows.
+from tierroute.cli import tables  # noqa: E402
+
+main.add_command(tables.rollup)

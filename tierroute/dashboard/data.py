@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierroute.domain.tiers import TierTable
+from tierroute.store import rollups
 from tierroute.store.models import ApiKey
 from tierroute.store.report import build_report
 
@@ -22,35 +23,7 @@ LEARNING_PURPOSES = frozenset({"shadow", "judge"})
 # Global: the analyst view itself. Key-scoped: the same columns over the key's jobs,
 # as in store/report.py (a /v1/route call has no job and names its key itself).
 GLOBAL_DAILY = "SELECT * FROM cost_by_tier_day WHERE day >= :since"
-SCOPED_DAILY = """
-    SELECT (c.created_at AT TIME ZONE 'UTC')::date AS day,
-           c.tier,
-           c.purpose,
-           count(*) AS calls,
-           sum(c.input_tokens) AS input_tokens,
-           sum(c.output_tokens) AS output_tokens,
-           sum(c.cache_creation_input_tokens) AS cache_creation_input_tokens,
-           sum(c.cache_read_input_tokens) AS cache_read_input_tokens,
-           sum(c.cost_usd) AS cost_usd,
-           sum(c.cost_if_opus_usd) AS cost_if_opus_usd,
-           sum(c.cache_savings_usd) AS cache_savings_usd
-      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
-     WHERE coalesce(c.api_key_id, j.api_key_id) = :key AND c.created_at >= :since
-     GROUP BY 1, c.tier, c.purpose
-"""
-TOP_BATCHES = """
-    SELECT b.id, b.created_at, b.job_count,
-           count(DISTINCT j.id) FILTER (WHERE j.status = 'succeeded') AS succeeded,
-           coalesce(sum(c.cost_usd), 0) AS cost_usd,
-           coalesce(sum(c.cost_if_opus_usd), 0) AS cost_if_opus_usd
-      FROM batches b
-      JOIN jobs j ON j.batch_id = b.id
-      LEFT JOIN model_calls c ON c.job_id = j.id
-     WHERE (CAST(:key AS uuid) IS NULL OR b.api_key_id = :key)
-     GROUP BY b.id
-     ORDER BY cost_usd DESC, b.created_at DESC
-     LIMIT :top
-"""
+# Key-scoped days and the top batches read the rollups (tierroute/store/rollups.py).
 
 
 @dataclass(frozen=True)
@@ -121,13 +94,12 @@ def load_dashboard(
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
     since = today - timedelta(days=days - 1)
-    since_at = datetime(since.year, since.month, since.day, tzinfo=UTC)
     if api_key_id is None:
         rows = session.execute(text(GLOBAL_DAILY), {"since": since}).mappings()
         scope = "all API keys"
     else:
-        params = {"key": api_key_id, "since": since_at}
-        rows = session.execute(text(SCOPED_DAILY), params).mappings()
+        params = {"key": api_key_id, "since": since}
+        rows = session.execute(text(rollups.SCOPED_DAILY), params).mappings()
         key = session.get(ApiKey, api_key_id)
         scope = f"API key {key.name} ({key.prefix}…)" if key else "one API key"
     daily = [
@@ -154,7 +126,9 @@ def load_dashboard(
             cost_usd=float(row["cost_usd"]),
             cost_if_opus_usd=float(row["cost_if_opus_usd"]),
         )
-        for row in session.execute(text(TOP_BATCHES), {"key": api_key_id, "top": top}).mappings()
+        for row in session.execute(
+            text(rollups.TOP_BATCHES), {"key": api_key_id, "top": top}
+        ).mappings()
     ]
     first = min((d.day for d in daily), default=today)
     return DashboardData(

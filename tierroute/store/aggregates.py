@@ -2,11 +2,12 @@
 
 The API and the Celery workers are different processes, and a worker's in-memory
 counters would die with it. Every billed call is already a row in `model_calls`
-(tier, purpose, tokens, USD, latency), so the counters and the latency histogram
-are aggregates over that table: every API replica reports the same values, and
-they survive restarts. The limiter counts its waits in Redis (`llm/ratelimit.py`).
+(tier, purpose, tokens, USD, latency), summed per hour into the rollups as it is
+stored, so the counters and the latency histogram are read from those: every API
+replica reports the same values, they survive restarts, and pruned calls still
+count. The limiter counts its waits in Redis (`llm/ratelimit.py`).
 
-Those aggregates read whole tables, so an API process keeps them for
+Those aggregates still cost a query per scrape, so an API process keeps them for
 `TIERROUTE_METRICS_CACHE_S` (AggregateCache): however many scrapers ask, Postgres
 does one pass per window, and a scrape in between runs no SQL.
 """
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from tierroute.domain.status import JobStatus
+
 # Upper bounds (seconds) of the model-call latency histogram; +Inf is implied.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
@@ -28,31 +31,38 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
 NO_TIER = "none"  # the tier label of a job not routed yet
 
 _BUCKET_COLUMNS = ",\n".join(
-    f"count(*) FILTER (WHERE latency_ms <= {round(bound * 1000)}) AS le_{i}"
-    for i, bound in enumerate(LATENCY_BUCKETS_S)
+    f"coalesce(sum(le_{i}), 0) AS le_{i}" for i in range(len(LATENCY_BUCKETS_S))
 )
-# One pass over model_calls per scrape, which grows with the table: hence the cache
-# (docs/operations.md, "Metrics"; bench/README.md has the figure). The bucket bounds
-# are constants, not input.
+# From the rollups (tierroute/store/rollups.py), whose latency buckets are cumulative
+# counts at these same bounds (migration 0009), so a scrape reads a few thousand rows.
 CALL_STATS = text(
     f"""
     SELECT tier, purpose,
-           count(*) AS calls,
+           sum(calls) AS calls,
            coalesce(sum(cost_usd), 0) AS cost_usd,
            coalesce(sum(cost_if_opus_usd), 0) AS cost_if_opus_usd,
            coalesce(sum(input_tokens), 0) AS input_tokens,
            coalesce(sum(output_tokens), 0) AS output_tokens,
            coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
            coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
-           coalesce(sum(latency_ms), 0) AS latency_ms_sum,
+           coalesce(sum(latency_ms_sum), 0) AS latency_ms_sum,
            {_BUCKET_COLUMNS}
-      FROM model_calls
+      FROM rollup_calls_hourly
      GROUP BY tier, purpose
      ORDER BY tier, purpose
     """
 )
+# Finished jobs from the rollups; jobs in flight from the status index, which holds few.
+_IN_FLIGHT = ", ".join(f"'{status}'" for status in JobStatus if not status.finished)
 JOB_COUNTS = text(
-    "SELECT status, coalesce(tier, :none) AS tier, count(*) AS jobs FROM jobs GROUP BY 1, 2"
+    f"""
+    SELECT status, coalesce(tier, :none) AS tier, sum(jobs) AS jobs FROM rollup_jobs_hourly
+     GROUP BY 1, 2 HAVING sum(jobs) > 0
+    UNION ALL
+    SELECT status, coalesce(tier, :none), count(*) FROM jobs
+     WHERE status IN ({_IN_FLIGHT})
+     GROUP BY 1, 2
+    """
 )
 
 

@@ -20,10 +20,10 @@ from tierroute.store.models import (
     CallPurpose,
     Job,
     JobStatus,
-    ModelCall,
     Rating,
     RoutingDecision,
 )
+from tierroute.store.rollups import batch_cost
 
 
 def _job_row(
@@ -319,14 +319,8 @@ def batch_view(
             .group_by(Job.tier)
         ).all()
     )
-    cost, cost_if_opus = session.execute(
-        select(
-            func.coalesce(func.sum(ModelCall.cost_usd), 0),
-            func.coalesce(func.sum(ModelCall.cost_if_opus_usd), 0),
-        )
-        .join(Job, Job.id == ModelCall.job_id)
-        .where(Job.batch_id == batch_id)
-    ).one()
+    # From the batch's rollup row, which its calls' trigger keeps current (migration 0009).
+    cost, cost_if_opus = batch_cost(session, batch_id)
     finished = sum(counts.get(s, 0) for s in JobStatus if s.finished)
     return {
         "id": str(batch.id),

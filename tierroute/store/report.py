@@ -1,4 +1,8 @@
-"""The savings report: tier distribution, cost, cost if all Opus, savings, quality."""
+"""The savings report: tier distribution, cost, cost if all Opus, savings, quality.
+
+Every total reads the rollups (tierroute/store/rollups.py), so it keeps counting
+calls and jobs whose raw rows were pruned.
+"""
 
 from __future__ import annotations
 
@@ -11,83 +15,13 @@ from sqlalchemy.orm import Session
 
 from tierroute.domain.cost import batch_api_saving_usd
 from tierroute.domain.tiers import TierTable
-
-# Key-scoped versions of the analyst views' sums: the views stay global for
-# analysts, while an API caller sees only calls billed to it: its jobs' calls and
-# its /v1/route classifier calls (which have no job and name the key themselves).
-SCOPED_SAVINGS = """
-    SELECT coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'complete'), 0)
-               AS completion_cost_usd,
-           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'classify'), 0)
-               AS classifier_cost_usd,
-           coalesce(sum(c.cost_usd), 0) AS total_cost_usd,
-           coalesce(sum(c.cost_if_opus_usd), 0) AS cost_if_all_opus_usd,
-           coalesce(sum(c.cost_if_opus_usd), 0) - coalesce(sum(c.cost_usd), 0) AS saved_usd,
-           CASE WHEN coalesce(sum(c.cost_if_opus_usd), 0) > 0
-                THEN round(100 * (sum(c.cost_if_opus_usd) - sum(c.cost_usd))
-                           / sum(c.cost_if_opus_usd), 2)
-           END AS saved_pct,
-           coalesce(bool_or(c.simulated), false) AS simulated,
-           count(*) FILTER (WHERE c.purpose = 'classify') AS classifier_calls,
-           coalesce(sum(c.cache_read_input_tokens), 0) AS cache_read_input_tokens,
-           coalesce(sum(c.cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
-           coalesce(sum(c.cache_savings_usd), 0) AS cache_savings_usd,
-           count(*) FILTER (WHERE c.batch_api) AS batch_api_calls,
-           coalesce(sum(c.cost_usd) FILTER (WHERE c.batch_api), 0) AS batch_api_cost_usd
-      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id
-     -- A call with no job (a /v1/route classifier call) names its key itself.
-     WHERE coalesce(c.api_key_id, j.api_key_id) = :key
-"""
-SCOPED_QUALITY = """
-    SELECT j.tier,
-           count(*) AS jobs,
-           count(r.job_id) AS rated_jobs,
-           avg(r.satisfaction) AS avg_satisfaction,
-           coalesce(sum(c.cost_usd), 0) AS cost_usd
-      FROM jobs j
-      LEFT JOIN (SELECT job_id, avg(satisfaction) AS satisfaction
-                   FROM ratings GROUP BY job_id) r ON r.job_id = j.id
-      LEFT JOIN (SELECT job_id, sum(cost_usd) AS cost_usd
-                   FROM model_calls WHERE purpose = 'complete' GROUP BY job_id) c
-             ON c.job_id = j.id
-     WHERE j.status = 'succeeded' AND j.api_key_id = :key
-     GROUP BY j.tier
-"""
-
+from tierroute.store import rollups
 
 Rows = tuple[Mapping[Any, Any], Sequence[Mapping[Any, Any]], int]
-
-# Who made each routing decision; a hybrid decision says whether it asked the llm
-# classifier (its version then ends in "+llm").
-DECIDED_BY = """
-    SELECT CASE WHEN d.classifier = 'hybrid' AND d.classifier_version LIKE '%+llm'
-                THEN 'hybrid: asked llm'
-                WHEN d.classifier = 'hybrid' THEN 'hybrid: local'
-                ELSE d.classifier END AS decided_by,
-           count(*) AS decisions
-      FROM routing_decisions d {scope}
-     GROUP BY 1 ORDER BY 2 DESC, 1
-"""
-
 
 # Shadow judging's learning cost (tierroute/pipeline/shadow.py): its calls, kept apart from
 # the cost of answering, with today's (UTC) share of completion spend, which
 # TIERROUTE_SHADOW_MAX_SHARE caps. Also counted in total_cost_usd and saved_usd.
-LEARNING = """
-    SELECT coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose IN ('shadow', 'judge')), 0)
-               AS learning_cost_usd,
-           count(*) FILTER (WHERE c.purpose = 'shadow') AS shadow_calls,
-           count(*) FILTER (WHERE c.purpose = 'judge') AS judge_calls,
-           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose IN ('shadow', 'judge')
-                                              AND c.created_at >= day.start), 0)
-               AS learning_today_usd,
-           coalesce(sum(c.cost_usd) FILTER (WHERE c.purpose = 'complete'
-                                              AND c.created_at >= day.start), 0)
-               AS completion_today_usd
-      FROM model_calls c LEFT JOIN jobs j ON j.id = c.job_id,
-           (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start) day
-     WHERE c.purpose IN ('shadow', 'judge', 'complete') {scope}
-"""
 VERDICTS = """
     SELECT count(*) AS judged_jobs, count(*) FILTER (WHERE v.as_good) AS cheaper_as_good
       FROM shadow_verdicts v JOIN jobs j ON j.id = v.job_id
@@ -97,9 +31,9 @@ VERDICTS = """
 
 def learning(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str, Any]:
     """Shadow judging's cost, calls and verdicts, and today's learning share."""
+    scope, params = rollups.key_scope(api_key_id)
+    row = session.execute(text(rollups.LEARNING.format(scope=scope)), params).mappings().one()
     scope = "" if api_key_id is None else "AND j.api_key_id = :key"
-    params = {} if api_key_id is None else {"key": api_key_id}
-    row = session.execute(text(LEARNING.format(scope=scope)), params).mappings().one()
     verdicts = session.execute(text(VERDICTS.format(scope=scope)), params).mappings().one()
     today, completion = float(row["learning_today_usd"]), float(row["completion_today_usd"])
     return {
@@ -115,40 +49,25 @@ def learning(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str,
 
 def decided_by(session: Session, api_key_id: uuid.UUID | None = None) -> dict[str, int]:
     """Routing decisions per classifier (manual overrides included), most first."""
-    if api_key_id is None:
-        rows = session.execute(text(DECIDED_BY.format(scope="")))
-    else:
-        scope = "JOIN jobs j ON j.id = d.job_id WHERE j.api_key_id = :key"
-        rows = session.execute(text(DECIDED_BY.format(scope=scope)), {"key": api_key_id})
+    scope, params = rollups.key_scope(api_key_id, "WHERE")
+    rows = session.execute(text(rollups.DECIDED_BY.format(scope=scope)), params)
     return {str(r.decided_by): int(r.decisions) for r in rows}
 
 
 def _global_rows(session: Session) -> Rows:
     savings = dict(session.execute(text("SELECT * FROM savings")).mappings().one())
-    savings["simulated"] = session.execute(
-        text("SELECT coalesce(bool_or(simulated), false) FROM model_calls")
-    ).scalar_one()
-    savings["classifier_calls"] = session.execute(
-        text("SELECT count(*) FROM model_calls WHERE purpose = 'classify'")
-    ).scalar_one()
+    savings.update(session.execute(text(rollups.GLOBAL_EXTRAS)).mappings().one())
     quality = list(session.execute(text("SELECT * FROM tier_quality")).mappings())
-    failed = session.execute(
-        text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead')")
-    ).scalar_one()
-    return savings, quality, int(failed)
+    return savings, quality, rollups.failed_jobs(session)
 
 
 def _scoped_rows(session: Session, api_key_id: uuid.UUID) -> Rows:
     params = {"key": api_key_id}
-    savings = dict(session.execute(text(SCOPED_SAVINGS), params).mappings().one())
+    savings = dict(session.execute(text(rollups.SCOPED_SAVINGS), params).mappings().one())
     # The savings view has this column (its migration spells the batch rate out).
     savings["batch_api_savings_usd"] = batch_api_saving_usd(savings.pop("batch_api_cost_usd"))
-    quality = list(session.execute(text(SCOPED_QUALITY), params).mappings())
-    failed = session.execute(
-        text("SELECT count(*) FROM jobs WHERE status IN ('failed', 'dead') AND api_key_id = :key"),
-        params,
-    ).scalar_one()
-    return savings, quality, int(failed)
+    quality = list(session.execute(text(rollups.SCOPED_QUALITY), params).mappings())
+    return savings, quality, rollups.failed_jobs(session, api_key_id)
 
 
 def build_report(

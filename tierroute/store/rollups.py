@@ -1,0 +1,146 @@
+"""Reads and rebuilds of the cost rollups (migration 0009).
+
+Triggers keep `rollup_calls_hourly`, `rollup_jobs_hourly`, `rollup_decisions_hourly`
+and `rollup_batches` current in the writer's transaction, so every total here reads
+a few thousand rows however many calls the raw tables hold, and still counts calls
+whose raw rows were pruned. Each writer adds to its own shard row (backend pid
+mod 4); these queries sum the shards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+# The savings view's sums, for one key's calls (rollup_calls_hourly.api_key_id is the
+# job's key, or the key a /v1/route call named), plus the report's extra figures.
+SCOPED_SAVINGS = """
+    SELECT coalesce(sum(cost_usd) FILTER (WHERE purpose = 'complete'), 0)
+               AS completion_cost_usd,
+           coalesce(sum(cost_usd) FILTER (WHERE purpose = 'classify'), 0)
+               AS classifier_cost_usd,
+           coalesce(sum(cost_usd), 0) AS total_cost_usd,
+           coalesce(sum(cost_if_opus_usd), 0) AS cost_if_all_opus_usd,
+           coalesce(sum(cost_if_opus_usd), 0) - coalesce(sum(cost_usd), 0) AS saved_usd,
+           CASE WHEN coalesce(sum(cost_if_opus_usd), 0) > 0
+                THEN round(100 * (sum(cost_if_opus_usd) - sum(cost_usd))
+                           / sum(cost_if_opus_usd), 2)
+           END AS saved_pct,
+           coalesce(sum(simulated_calls), 0) > 0 AS simulated,
+           coalesce(sum(calls) FILTER (WHERE purpose = 'classify'), 0) AS classifier_calls,
+           coalesce(sum(cache_read_input_tokens), 0) AS cache_read_input_tokens,
+           coalesce(sum(cache_creation_input_tokens), 0) AS cache_creation_input_tokens,
+           coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
+           coalesce(sum(batch_api_calls), 0) AS batch_api_calls,
+           coalesce(sum(batch_api_cost_usd), 0) AS batch_api_cost_usd
+      FROM rollup_calls_hourly
+     WHERE api_key_id = :key
+"""
+# What the savings view leaves out, over every key.
+GLOBAL_EXTRAS = """
+    SELECT coalesce(sum(simulated_calls), 0) > 0 AS simulated,
+           coalesce(sum(calls) FILTER (WHERE purpose = 'classify'), 0) AS classifier_calls
+      FROM rollup_calls_hourly
+"""
+# tier_quality's columns for one key's succeeded jobs.
+SCOPED_QUALITY = """
+    SELECT tier,
+           sum(jobs) AS jobs,
+           sum(rated_jobs) AS rated_jobs,
+           CASE WHEN sum(rated_jobs) > 0
+                THEN sum(satisfaction_sum) / sum(rated_jobs) END AS avg_satisfaction,
+           sum(cost_usd) AS cost_usd
+      FROM rollup_jobs_hourly
+     WHERE status = 'succeeded' AND api_key_id = :key
+     GROUP BY tier
+    HAVING sum(jobs) > 0
+"""
+FAILED = """
+    SELECT coalesce(sum(jobs), 0) FROM rollup_jobs_hourly
+     WHERE status IN ('failed', 'dead') {scope}
+"""
+DECIDED_BY = """
+    SELECT decided_by, sum(decisions) AS decisions FROM rollup_decisions_hourly {scope}
+     GROUP BY 1 HAVING sum(decisions) > 0 ORDER BY 2 DESC, 1
+"""
+# Shadow judging's learning cost and today's (UTC) completion spend; hours are UTC.
+LEARNING = """
+    SELECT coalesce(sum(cost_usd) FILTER (WHERE purpose IN ('shadow', 'judge')), 0)
+               AS learning_cost_usd,
+           coalesce(sum(calls) FILTER (WHERE purpose = 'shadow'), 0) AS shadow_calls,
+           coalesce(sum(calls) FILTER (WHERE purpose = 'judge'), 0) AS judge_calls,
+           coalesce(sum(cost_usd) FILTER (WHERE purpose IN ('shadow', 'judge')
+                                            AND hour >= day.start), 0) AS learning_today_usd,
+           coalesce(sum(cost_usd) FILTER (WHERE purpose = 'complete'
+                                            AND hour >= day.start), 0) AS completion_today_usd
+      FROM rollup_calls_hourly,
+           (SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AS start) day
+     WHERE purpose IN ('shadow', 'judge', 'complete') {scope}
+"""
+# cost_by_tier_day's columns for one key's calls since a UTC midnight.
+SCOPED_DAILY = """
+    SELECT hour::date AS day, tier, purpose,
+           sum(calls) AS calls,
+           sum(input_tokens) AS input_tokens,
+           sum(output_tokens) AS output_tokens,
+           sum(cache_creation_input_tokens) AS cache_creation_input_tokens,
+           sum(cache_read_input_tokens) AS cache_read_input_tokens,
+           sum(cost_usd) AS cost_usd,
+           sum(cost_if_opus_usd) AS cost_if_opus_usd,
+           sum(cache_savings_usd) AS cache_savings_usd
+      FROM rollup_calls_hourly
+     WHERE api_key_id = :key AND hour >= :since
+     GROUP BY 1, tier, purpose
+"""
+TOP_BATCHES = """
+    SELECT b.id, b.created_at, b.job_count,
+           coalesce(r.succeeded, 0) AS succeeded,
+           coalesce(r.cost_usd, 0) AS cost_usd,
+           coalesce(r.cost_if_opus_usd, 0) AS cost_if_opus_usd
+      FROM batches b
+      LEFT JOIN (SELECT batch_id, sum(succeeded_jobs) AS succeeded, sum(cost_usd) AS cost_usd,
+                        sum(cost_if_opus_usd) AS cost_if_opus_usd
+                   FROM rollup_batches GROUP BY batch_id) r ON r.batch_id = b.id
+     WHERE b.job_count > 0 AND (CAST(:key AS uuid) IS NULL OR b.api_key_id = :key)
+     ORDER BY cost_usd DESC, b.created_at DESC
+     LIMIT :top
+"""
+BATCH_COST = """
+    SELECT coalesce(sum(cost_usd), 0), coalesce(sum(cost_if_opus_usd), 0)
+      FROM rollup_batches WHERE batch_id = :batch
+"""
+
+
+def key_scope(api_key_id: uuid.UUID | None, joiner: str = "AND") -> tuple[str, dict[str, object]]:
+    """An SQL condition on rollup rows' api_key_id (empty for every key) and its params."""
+    if api_key_id is None:
+        return "", {}
+    return f"{joiner} api_key_id = :key", {"key": api_key_id}
+
+
+def failed_jobs(session: Session, api_key_id: uuid.UUID | None = None) -> int:
+    """Jobs that ended failed or dead."""
+    scope, params = key_scope(api_key_id)
+    return int(session.execute(text(FAILED.format(scope=scope)), params).scalar_one())
+
+
+def batch_cost(session: Session, batch_id: uuid.UUID) -> tuple[Decimal, Decimal]:
+    """(USD, USD if every call were on Opus) of a batch's calls so far."""
+    cost, if_opus = session.execute(text(BATCH_COST), {"batch": batch_id}).one()
+    return Decimal(cost), Decimal(if_opus)
+
+
+def rebuild(session: Session, since: datetime | None = None) -> None:
+    """Recompute the rollups from raw rows: all hours, or those from `since` on.
+
+    Hours before the last prune keep their rollups (their raw rows are gone), so a
+    full rebuild starts at `rollup_state.pruned_before`. Raw tables are locked
+    against writes while it runs.
+    """
+    pruned = session.execute(text("SELECT pruned_before FROM rollup_state")).scalar_one_or_none()
+    start = max((t for t in (since, pruned) if t is not None), default=None)
+    session.execute(text("SELECT tierroute_rollup_rebuild(:since)"), {"since": start})
