@@ -125,7 +125,8 @@ class JobView(BaseModel):
 
     id: str
     batch_id: str | None
-    # A job status (queued, classifying, ..., succeeded, failed, cancelled, dead).
+    # A job status: queued, classifying, routed, running, succeeded, failed, cancelled or
+    # dead (tierroute/domain/status.py).
     status: str
     tier: str | None
     model: str | None

@@ -52,7 +52,8 @@ def run(*args: str) -> Result:
 
 
 def batch_view(**counts: int) -> dict[str, Any]:
-    full = {"queued": 0, "classifying": 0, "running": 0, "succeeded": 0, "failed": 0, **counts}
+    full = {"queued": 0, "classifying": 0, "routed": 0, "running": 0, "succeeded": 0, "failed": 0}
+    full |= counts
     finished = full["succeeded"] + full["failed"] + full.get("cancelled", 0)
     count = sum(full.values())
     return {

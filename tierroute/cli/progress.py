@@ -27,6 +27,7 @@ from rich.text import Text
 from tierroute.cli.client import ApiClient, ApiError
 from tierroute.cli.prompt_files import iter_upload_body
 from tierroute.domain.errors import TierrouteError
+from tierroute.domain.status import FINISHED, JobStatus
 
 POLL_INTERVAL_S = 0.5
 # How long the watcher rides out an API that stops answering (a restart, a busy
@@ -38,15 +39,18 @@ LOG_INTERVAL_S = 10.0
 UPLOAD_READ_TIMEOUT_S = 600.0
 RESULT_EXCERPT_CHARS = 400
 
-STATUS_ORDER = ("queued", "classifying", "running", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-STATUS_STYLE = {
-    "queued": "dim",
-    "classifying": "cyan",
-    "running": "blue",
-    "succeeded": "green",
-    "failed": "red",
-    "cancelled": "yellow",
+# The state machine's statuses, in life order (tierroute/domain/status.py).
+STATUS_ORDER = tuple(status.value for status in JobStatus)
+TERMINAL = frozenset(status.value for status in FINISHED)
+STATUS_STYLE: dict[str, str] = {
+    JobStatus.QUEUED: "dim",
+    JobStatus.CLASSIFYING: "cyan",
+    JobStatus.ROUTED: "magenta",
+    JobStatus.RUNNING: "blue",
+    JobStatus.SUCCEEDED: "green",
+    JobStatus.FAILED: "red",
+    JobStatus.CANCELLED: "yellow",
+    JobStatus.DEAD: "bold red",
 }
 
 
