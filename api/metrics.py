@@ -24,6 +24,7 @@ from prometheus_client.core import (
 )
 
 from tierroute.config import default_tier_table
+from tierroute.domain.status import CallPurpose, JobStatus
 from tierroute.messages import all_queues
 from tierroute.runtime import Runtime
 from tierroute.store.aggregates import (
@@ -35,7 +36,6 @@ from tierroute.store.aggregates import (
     read_aggregates,
 )
 from tierroute.store.engine import session_scope
-from tierroute.store.models import CallPurpose, JobStatus
 
 log = logging.getLogger(__name__)
 

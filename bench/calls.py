@@ -29,6 +29,7 @@ from bench.config import BenchConfig
 from bench.report import Result
 from tierroute.config import Settings, default_tier_table
 from tierroute.devstack.procs import free_port, start_child, wait_http
+from tierroute.domain.status import CallPurpose
 from tierroute.llm.provider import (
     build_completion_params,
     call_model,
@@ -36,7 +37,6 @@ from tierroute.llm.provider import (
     make_async_clients,
     make_client,
 )
-from tierroute.store.models import CallPurpose
 from worker.call_loop import ASYNC_CLIENTS
 
 SYNC_CLIENTS = 16

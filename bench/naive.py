@@ -9,8 +9,9 @@ from celery import Celery
 from sqlalchemy.orm import Session
 
 from bench.workload import prompt
+from tierroute.domain.status import JobStatus
 from tierroute.store.engine import make_engine
-from tierroute.store.models import Job, JobStatus
+from tierroute.store.models import Job
 
 CLASSIFY_TASK = "tierroute.classify"
 CLASSIFY_QUEUE = "classify"

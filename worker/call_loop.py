@@ -32,10 +32,10 @@ from typing import TypeVar
 import anthropic
 
 from tierroute.domain.errors import ProviderError
+from tierroute.domain.status import CallPurpose
 from tierroute.llm.provider import CallResult, call_model_async, make_async_clients
 from tierroute.pipeline.steps import ClaimedCall, abandon_call, claim_call, finish_call
 from tierroute.runtime import Runtime, client_name
-from tierroute.store.models import CallPurpose
 from tierroute.store.retry import DATABASE_ERRORS, database_wait_s
 
 log = logging.getLogger(__name__)

@@ -18,6 +18,7 @@ from api.schemas import (
     error_responses,
 )
 from api.upload import spool_body
+from tierroute.domain.status import BatchMode
 from tierroute.pipeline.message_batches import (
     provider_batches_view,
     read_batch_body,
@@ -28,7 +29,6 @@ from tierroute.runtime import Runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.jobs import batch_view, cancel_batch, redrive_batch
-from tierroute.store.models import BatchMode
 from tierroute.store.results import check_batch
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=error_responses(400, 401, 404))

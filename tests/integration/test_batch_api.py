@@ -17,17 +17,19 @@ from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services, clear_settings_caches
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.cost import BATCH_RATE, TokenCounts, cost_usd
 from tierroute.domain.errors import PermanentProviderError
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import BatchMode, JobStatus
 from tierroute.pipeline.message_batches import poll_once, provider_batches_view, request_cancel, sdk
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.jobs import batch_view
-from tierroute.store.models import BatchMode, Job, JobStatus, ModelCall, ProviderBatch
+from tierroute.store.models import Job, ModelCall, ProviderBatch
 from tierroute.store.report import build_report, format_report
 
 pytestmark = pytest.mark.integration
@@ -100,7 +102,7 @@ def test_routed_jobs_go_in_one_message_batch_per_tier_at_half_price(
     sim.configure(batch_processing_s=1.0)
     batch_id, ids = submit([PROMPTS[t] for t in ("haiku", "sonnet", "opus")] * 2)
     classify_all(rt, ids)
-    assert {j.status for j in jobs(batch_id)} == {JobStatus.CLASSIFYING}
+    assert {j.status for j in jobs(batch_id)} == {JobStatus.ROUTED}
     assert complete_job(rt, ids[0]) is None  # the complete task never takes a batch-mode job
     assert poll_once(rt).submitted == 3
     running = jobs(batch_id)

@@ -21,9 +21,9 @@ from tests.integration.test_batch_api import (
 )
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.errors import RetryableProviderError
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.message_batches import poll_once, sdk
 from tierroute.runtime import Runtime
-from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_a_create_accepted_but_unanswered_is_found_not_made_twice(
     )
     monkeypatch.setattr(sdk, "TRANSFER_TIMEOUT_S", 0.5)
     assert poll_once(rt).submitted == 0
-    assert {j.status for j in jobs(batch_id)} == {JobStatus.CLASSIFYING}
+    assert {j.status for j in jobs(batch_id)} == {JobStatus.ROUTED}
     [accepted] = batches_created_since(rt, began)
 
     sim.configure(batch_create_fault=None)

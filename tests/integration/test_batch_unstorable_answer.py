@@ -18,8 +18,8 @@ from tests.integration.test_batch_api import (
     submit,
 )
 from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.message_batches import poll_once
-from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 

@@ -10,17 +10,19 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import Services
+from tests.steps import complete_job
 from tierroute.cli.main import main
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.budget import BudgetPolicy
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.budgets import BudgetGuard, worst_case_cost
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import create_job, get_job, job_view, retry_job
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job, retry_job
 from tierroute.store.keys import create_api_key, set_daily_budget
-from tierroute.store.models import JobStatus
 
 pytestmark = pytest.mark.integration
 
@@ -51,8 +53,7 @@ def submit(key_id: uuid.UUID | None, tier: str = "opus") -> uuid.UUID:
 
 
 def view(job_id: uuid.UUID) -> dict[str, object]:
-    with session_scope() as session:
-        return job_view(get_job(session, job_id))
+    return read_job_view(job_id)
 
 
 def with_policy(rt: Runtime, policy: BudgetPolicy, global_usd: float | None = None) -> Runtime:

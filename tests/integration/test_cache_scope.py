@@ -17,17 +17,19 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import BatchMode
 from tierroute.llm.caching import KEY_PREFIX
 from tierroute.pipeline.message_batches import poll_once
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.jobs import create_job
 from tierroute.store.keys import create_api_key
-from tierroute.store.models import BatchMode, Job, ModelCall
+from tierroute.store.models import Job, ModelCall
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,11 @@ import pytest
 from tests.conftest import Services
 from tests.integration.test_classify_batch import configure, load_job
 from tests.integration.test_complete_many import complete_calls_by_job, routed_by_tier
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
-from tierroute.pipeline.steps import RetryLater, complete_job
+from tierroute.domain.status import JobStatus
+from tierroute.pipeline.steps import RetryLater
 from tierroute.runtime import Runtime
-from tierroute.store.models import JobStatus
 from worker import tasks
 
 pytestmark = pytest.mark.integration

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import Services, clear_settings_caches
 from tierroute.pipeline.steps import decide
 from tierroute.runtime import get_runtime
-from tierroute.store import leases
+from tierroute.store import transitions
 from tierroute.store.engine import raw_autocommit, session_scope
 from tierroute.store.jobs import cancel_batch
 
@@ -123,7 +123,7 @@ def test_a_classify_chunk_locks_its_jobs_in_id_order(
 
     def route() -> set[uuid.UUID]:
         with raw_autocommit() as cur:
-            return leases.route_queued(cur, decisions)
+            return transitions.route_queued(cur, decisions)
 
     held, outcome = held_while_waiting(clean_db.database_url, blocker, ids, route)
     assert held == set(ids[: len(ids) // 2])

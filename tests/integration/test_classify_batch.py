@@ -11,17 +11,19 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import BatchMode, JobStatus
 from tierroute.pipeline.budgets import worst_case_cost
 from tierroute.pipeline.classify_chunk import classify_batch
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.store import leases
+from tierroute.store import leases, transitions
 from tierroute.store.engine import raw_autocommit, session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.jobs import cancel_batch, create_job, retry_job
-from tierroute.store.models import BatchMode, Job, JobStatus, ModelCall, RoutingDecision
+from tierroute.store.models import Job, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +126,7 @@ def set_job(job_id: uuid.UUID, assignments: str) -> None:
 def assert_routed(job_id: uuid.UUID, tier: str, classifier: str = "local") -> None:
     """The job holds `tier`, waits for its tier step, and has exactly one decision saying so."""
     job = load_job(job_id)
-    assert job.status == JobStatus.CLASSIFYING
+    assert job.status == JobStatus.ROUTED
     assert job.tier == tier
     assert job.classified_at is not None
     assert job.lease_expires_at is None
@@ -247,7 +249,7 @@ def test_a_batch_mode_job_is_routed_but_waits_for_its_message_batch(rt: Runtime)
     assert [job_id for job_id, _ in again.hand_on] == [live]
     # The tier step must not take it either: its Message Batch answers it.
     assert complete_job(rt, batch_mode[0]) is None
-    assert load_job(batch_mode[0]).status == JobStatus.CLASSIFYING
+    assert load_job(batch_mode[0]).status == JobStatus.ROUTED
 
 
 def test_a_job_another_worker_holds_is_retried_after_its_lease(rt: Runtime) -> None:
@@ -287,8 +289,8 @@ def test_route_queued_claims_only_jobs_still_queued(rt: Runtime) -> None:
     ]
     decided.append((routed_since, rt.policy.manual(rt.tiers.get("opus"))))
     with raw_autocommit() as cur:
-        assert leases.route_queued(cur, decided) == {queued}
-        assert leases.route_queued(cur, []) == set()
+        assert transitions.route_queued(cur, decided) == {queued}
+        assert transitions.route_queued(cur, []) == set()
     assert_routed(queued, rt.classifier.classify(PROMPTS[1]).tier)
     assert_untouched(cancelled_since, JobStatus.CANCELLED)
     [kept] = decisions(routed_since)

@@ -14,11 +14,12 @@ from sqlalchemy import select
 from tests.conftest import Services
 from tests.integration.test_classify_batch import PROMPTS, configure, load_job, set_job, submit_all
 from tierroute.devstack.simulator import RunningSimulator
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.classify_chunk import classify_batch
 from tierroute.runtime import Runtime, client_name
-from tierroute.store import leases
+from tierroute.store import transitions
 from tierroute.store.engine import raw_autocommit, raw_transaction, session_scope
-from tierroute.store.models import JobStatus, ModelCall
+from tierroute.store.models import ModelCall
 from tierroute.store.retry import DATABASE_RETRY_S
 from worker import call_loop, tasks
 
@@ -133,7 +134,7 @@ def test_the_claim_commits_without_a_wal_wait_and_leaves_the_connection_durable(
 ) -> None:
     _, ids = next(iter(routed_by_tier(rt, PROMPTS[:1]).items()))
     with raw_transaction() as cur:
-        assert leases.claim_for_complete(cur, ids[0], 60.0) is not None
+        assert transitions.claim_for_complete(cur, ids[0], 60.0) is not None
         cur.execute("SHOW synchronous_commit")
         assert cur.fetchone()[0] == "off"  # for the claim's own transaction
     with raw_autocommit() as cur:

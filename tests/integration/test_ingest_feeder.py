@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 from tests.conftest import Services
 from tierroute.domain.errors import InvalidInput
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.feeder import Feeder
 from tierroute.runtime import get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch, ndjson_specs
 from tierroute.store.jobs import batch_view, cancel_batch, claim_for_enqueue
-from tierroute.store.models import Batch, Job, JobStatus
+from tierroute.store.models import Batch, Job
 from worker.feeder import CeleryOutlet
 
 pytestmark = pytest.mark.integration
@@ -159,14 +160,15 @@ def test_cancel_stops_jobs_that_have_not_started(db: Services) -> None:
         jobs = session.scalars(select(Job).where(Job.batch_id == batch_id).order_by(Job.id)).all()
         jobs[0].status = JobStatus.RUNNING  # already calling the model: left alone
         jobs[0].tier = "haiku"
-        jobs[1].status, jobs[1].tier = JobStatus.CLASSIFYING, "opus"  # routed, waiting
+        jobs[1].status, jobs[1].tier = JobStatus.ROUTED, "opus"  # waiting for its tier worker
     with session_scope() as session:
         assert cancel_batch(session, batch_id) == 3
     with session_scope() as session:
         view = batch_view(session, batch_id)
     assert view["counts"]["cancelled"] == 3 and view["counts"]["running"] == 1
     rt = get_runtime()
-    from tierroute.pipeline.steps import classify_job, complete_job
+    from tests.steps import complete_job
+    from tierroute.pipeline.steps import classify_job
 
     assert classify_job(rt, jobs[2].id) is None  # a cancelled job is never classified
     assert complete_job(rt, jobs[1].id) is None  # nor called

@@ -8,13 +8,16 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.conftest import Services
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.domain.status import JobStatus
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import create_job, get_job, job_view
-from tierroute.store.models import Job, JobStatus, ModelCall, RoutingDecision
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job
+from tierroute.store.models import Job, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 
@@ -48,10 +51,11 @@ def test_one_transaction_routes_records_and_bills_nothing(rt: Runtime) -> None:
     assert decision.classifier == "local" and decision.classifier_version
     assert decision.tier == tier and decision.score is not None
     assert complete_job(rt, job) is None
+    routing = read_job_view(job)["routing"]
+    assert isinstance(routing, dict)
+    assert routing["classifier"] == "local"
+    assert routing["version"] == decision.classifier_version
     with session_scope() as session:
-        routing = job_view(get_job(session, job))["routing"]
-        assert routing["classifier"] == "local"
-        assert routing["version"] == decision.classifier_version
         purposes = dict(
             session.execute(
                 select(ModelCall.purpose, func.count())

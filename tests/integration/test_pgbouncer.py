@@ -26,15 +26,17 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from tests.conftest import IN_CI, Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.procs import free_port
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.classify_chunk import classify_batch
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.jobs import create_job
-from tierroute.store.models import Job, JobStatus, ModelCall
+from tierroute.store.models import Job, ModelCall
 from worker import tasks
 
 pytestmark = pytest.mark.integration

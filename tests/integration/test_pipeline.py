@@ -10,15 +10,18 @@ import pytest
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services, clear_rate_limits
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.decisions import MANUAL_OVERRIDE
 from tierroute.domain.errors import Conflict
 from tierroute.domain.specs import JobSpec
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.domain.status import JobStatus
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import create_job, get_job, job_view, rate_job, retry_job
-from tierroute.store.models import JobStatus, ModelCall, RoutingDecision
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job, rate_job, retry_job
+from tierroute.store.models import ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
 
@@ -56,8 +59,7 @@ def run(rt: Runtime, job_id: uuid.UUID) -> dict[str, object]:
     tier = classify_job(rt, job_id)
     assert tier is not None
     assert complete_job(rt, job_id) is None
-    with session_scope() as session:
-        return job_view(get_job(session, job_id))
+    return read_job_view(job_id)
 
 
 @pytest.mark.parametrize("tier", ["haiku", "sonnet", "opus"])
@@ -168,15 +170,13 @@ def test_rate_limit_asks_for_a_retry_no_sooner_than_retry_after(
     sim.configure(fault_sequence=[429], retry_after_s=7)
     retry = complete_job(rt, job_id)
     assert retry is not None and retry.delay_s >= 7
-    with session_scope() as session:
-        view = job_view(get_job(session, job_id))
+    view = read_job_view(job_id)
     assert view["status"] == JobStatus.RUNNING and "429" in str(view["error"])
     early = complete_job(rt, job_id)  # the shared cooldown holds back an early retry
     assert early is not None and "cooldown" in early.reason
     clear_rate_limits(rt.settings.broker_url or "")  # as if retry-after had passed
     assert complete_job(rt, job_id) is None  # the retry succeeds
-    with session_scope() as session:
-        view = job_view(get_job(session, job_id))
+    view = read_job_view(job_id)
     assert view["status"] == JobStatus.SUCCEEDED and view["attempts"] == 2
 
 
@@ -185,8 +185,7 @@ def test_a_bad_request_fails_the_job_without_retry(rt: Runtime, sim: RunningSimu
     classify_job(rt, job_id)
     sim.configure(fault_sequence=[400])
     assert complete_job(rt, job_id) is None
-    with session_scope() as session:
-        view = job_view(get_job(session, job_id))
+    view = read_job_view(job_id)
     assert view["status"] == JobStatus.FAILED
     assert "HTTP 400" in str(view["error"])
     assert view["attempts"] == 1
@@ -199,8 +198,7 @@ def test_attempts_are_capped(rt: Runtime, sim: RunningSimulator) -> None:
     for _ in range(rt.settings.max_attempts - 1):
         assert complete_job(rt, job_id) is not None
     assert complete_job(rt, job_id) is None
-    with session_scope() as session:
-        view = job_view(get_job(session, job_id))
+    view = read_job_view(job_id)
     assert view["status"] == JobStatus.DEAD
     assert view["attempts"] == rt.settings.max_attempts
     assert f"gave up after {rt.settings.max_attempts} attempts" in str(view["error"])
@@ -220,8 +218,8 @@ def test_a_dead_job_is_retried_on_its_tier_without_a_second_classification(
         retry_job(session, job_id)  # already queued again
     assert classify_job(rt, job_id) == "opus"  # keeps its routing
     assert complete_job(rt, job_id) is None
+    view = read_job_view(job_id)
     with session_scope() as session:
-        view = job_view(get_job(session, job_id))
         decisions = session.scalar(select(func.count()).where(RoutingDecision.job_id == job_id))
         classify_calls = session.scalar(
             select(func.count()).where(ModelCall.job_id == job_id, ModelCall.purpose == "classify")
@@ -255,8 +253,7 @@ def test_server_errors_and_read_timeouts_are_retried(
     assert retry is not None
     assert ("timed out" if status == 0 else "HTTP 500") in retry.reason
     assert complete_job(quick, job_id) is None
-    with session_scope() as session:
-        assert job_view(get_job(session, job_id))["status"] == JobStatus.SUCCEEDED
+    assert read_job_view(job_id)["status"] == JobStatus.SUCCEEDED
 
 
 def test_redelivered_messages_do_no_harm(rt: Runtime) -> None:

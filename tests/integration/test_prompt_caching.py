@@ -14,15 +14,17 @@ import redis
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.errors import RateLimited
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import JobStatus
 from tierroute.llm.caching import KEY_PREFIX, CacheGate, CacheWarming, enter_with, leave_gate
-from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
+from tierroute.pipeline.steps import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.jobs import create_job
-from tierroute.store.models import Job, JobStatus, ModelCall
+from tierroute.store.models import Job, ModelCall
 from tierroute.store.report import build_report, format_report
 
 pytestmark = pytest.mark.integration

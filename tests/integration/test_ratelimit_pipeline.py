@@ -7,13 +7,15 @@ import uuid
 import pytest
 
 from tests.conftest import Services, clear_rate_limits, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
-from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
+from tierroute.domain.status import JobStatus
+from tierroute.pipeline.steps import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import create_job, get_job, job_view
-from tierroute.store.models import JobStatus
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job
 
 pytestmark = pytest.mark.integration
 
@@ -45,8 +47,7 @@ def submit(**fields: object) -> uuid.UUID:
 
 
 def view(job_id: uuid.UUID) -> dict[str, object]:
-    with session_scope() as session:
-        return job_view(get_job(session, job_id))
+    return read_job_view(job_id)
 
 
 def calls(sim: RunningSimulator, rt: Runtime, tier: str) -> int:

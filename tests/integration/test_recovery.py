@@ -13,17 +13,19 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select, text
 
 from tests.conftest import Services
+from tests.steps import complete_job
 from tierroute.config import LEASE_MARGIN_S
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.recovery import LostMessageWatch, resend_unfinished
-from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
+from tierroute.pipeline.steps import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
-from tierroute.store import leases
 from tierroute.store import retry as dbretry
+from tierroute.store import transitions
 from tierroute.store.engine import raw_transaction, session_scope
 from tierroute.store.jobs import create_job
-from tierroute.store.models import Job, JobStatus, ModelCall
+from tierroute.store.models import Job, ModelCall
 from tierroute.store.retry import retrying_transaction
 
 pytestmark = pytest.mark.integration
@@ -76,7 +78,7 @@ def test_a_complete_message_meeting_a_live_lease_retries_when_it_ends(
     assert classify_job(rt, job_id) == "haiku"
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
     with raw_transaction() as cur:  # another worker took it and is (or was) mid-call
-        assert leases.claim_for_complete(cur, job_id, lease_s) is not None
+        assert transitions.claim_for_complete(cur, job_id, lease_s) is not None
     retry = complete_job(rt, job_id)
     # Not dropped: the holder may be dead, and this may be the job's only message.
     assert isinstance(retry, RetryLater) and "leased" in retry.reason
@@ -93,11 +95,31 @@ def test_a_classify_message_meeting_a_live_lease_retries_when_it_ends(rt: Runtim
     job_id = submit()
     lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
     with raw_transaction() as cur:
-        assert leases.claim_for_classify(cur, job_id, lease_s) is not None
+        assert transitions.claim_for_classify(cur, job_id, lease_s) is not None
     retry = classify_job(rt, job_id)
     assert isinstance(retry, RetryLater) and lease_s - 5 < retry.delay_s <= lease_s + 1
     expire_lease(job_id)
     assert classify_job(rt, job_id) in ("haiku", "sonnet", "opus")
+
+
+def test_a_redriven_job_whose_classifier_died_mid_claim_is_routed_again(rt: Runtime) -> None:
+    job_id = submit(force_tier="sonnet")
+    assert classify_job(rt, job_id) == "sonnet"
+    assert job(job_id).status == JobStatus.ROUTED
+    # Re-driven, then claimed for classification by a worker that died before routing it.
+    with session_scope() as session:
+        session.execute(
+            text("UPDATE jobs SET status = 'classifying' WHERE id = :id"), {"id": job_id}
+        )
+    lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
+    with raw_transaction() as cur:
+        assert transitions.claim_for_classify(cur, job_id, lease_s) is not None
+    assert isinstance(classify_job(rt, job_id), RetryLater)  # held while its lease lasts
+    expire_lease(job_id)
+    assert classify_job(rt, job_id) == "sonnet"  # taken over, keeping its tier
+    assert job(job_id).status == JobStatus.ROUTED and job(job_id).lease_expires_at is None
+    assert complete_job(rt, job_id) is None
+    assert job(job_id).status == JobStatus.SUCCEEDED
 
 
 def test_resend_gives_each_unfinished_job_the_message_its_state_needs(rt: Runtime) -> None:
@@ -109,11 +131,11 @@ def test_resend_gives_each_unfinished_job_the_message_its_state_needs(rt: Runtim
         )
     mid_classify = submit()
     with raw_transaction() as cur:
-        leases.claim_for_classify(cur, mid_classify, 30)  # classifying, no tier yet
+        transitions.claim_for_classify(cur, mid_classify, 30)  # classifying, no tier yet
     assert classify_job(rt, routed) == "sonnet"
     assert classify_job(rt, running) == "sonnet"
     with raw_transaction() as cur:
-        leases.claim_for_complete(cur, running, 60)
+        transitions.claim_for_complete(cur, running, 60)
     assert classify_job(rt, done) == "sonnet" and complete_job(rt, done) is None
 
     classify: list[uuid.UUID] = []

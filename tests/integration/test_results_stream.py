@@ -26,7 +26,7 @@ from tests.conftest import Services
 from tests.integration.test_api_auth import NoBroker, bearer, new_key
 from tierroute.devstack.procs import free_port
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import get_job, job_view
+from tierroute.store.job_reads import read_job_view
 from tierroute.store.models import Job
 from tierroute.store.results import FINISHED
 
@@ -222,7 +222,7 @@ def test_a_reader_that_stops_reading_is_dropped(
 def test_results_are_the_job_views_as_ever_across_pages(
     clean_db: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Byte for byte what the ORM's `job_view` gives, in creation then id order."""
+    """Byte for byte what GET /v1/jobs/{id} gives for each, in creation then id order."""
     monkeypatch.setattr("tierroute.store.results.PAGE_SIZE", 2)  # several pages
     app = create_app()
     app.dependency_overrides[get_enqueuer] = NoBroker
@@ -293,7 +293,7 @@ def results_match_job_views(client: TestClient) -> None:
             .where(Job.batch_id == batch_id, Job.status.in_(FINISHED))
             .order_by(Job.created_at, Job.id)
         ).all()
-        expected = "".join(json.dumps(job_view(get_job(session, i))) + "\n" for i in finished)
+        expected = "".join(json.dumps(read_job_view(i)) + "\n" for i in finished)
     assert len(finished) == 7  # running and queued ones are not results yet
 
     response = client.get(f"/v1/batches/{batch_id}/results", headers=bearer(raw))

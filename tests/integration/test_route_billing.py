@@ -19,7 +19,8 @@ from tierroute.pipeline.budgets import worst_case_cost
 from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import get_runtime
 from tierroute.store.engine import session_scope
-from tierroute.store.jobs import create_job, get_job, job_view
+from tierroute.store.job_reads import read_job_view
+from tierroute.store.jobs import create_job
 from tierroute.store.keys import create_api_key
 
 pytestmark = pytest.mark.integration
@@ -117,5 +118,4 @@ def test_route_spend_counts_against_the_keys_job_budget(client: TestClient) -> N
     with session_scope() as session:
         job, _ = create_job(session, spec, default_max_tokens=16, api_key_id=key)
     assert classify_job(rt, job.id) is None
-    with session_scope() as session:
-        assert str(job_view(get_job(session, job.id))["error"]).startswith("budget_exceeded")
+    assert str(read_job_view(job.id)["error"]).startswith("budget_exceeded")

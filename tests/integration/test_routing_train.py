@@ -11,12 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from tests.conftest import Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.classify import artifacts
 from tierroute.classify.model import LocalModel
 from tierroute.cli.main import main
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.jobs import create_job, rate_job

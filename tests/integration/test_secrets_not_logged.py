@@ -8,9 +8,10 @@ import uuid
 import pytest
 
 from tests.conftest import Services, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
-from tierroute.pipeline.steps import classify_job, complete_job
+from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.jobs import create_job

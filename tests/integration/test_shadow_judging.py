@@ -10,10 +10,11 @@ import psycopg
 import pytest
 
 from tests.conftest import Services, clear_rate_limits, clear_settings_caches
+from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
 from tierroute.pipeline.shadow import chosen, shadow_job
-from tierroute.pipeline.steps import RetryLater, classify_job, complete_job
+from tierroute.pipeline.steps import RetryLater, classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
 from tierroute.store.jobs import create_job

@@ -25,7 +25,7 @@ def routed_job(services: Services, routed_s_ago: float, extra: str = "") -> uuid
     url = services.database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(url) as conn:
         conn.execute(
-            "UPDATE jobs SET status = 'classifying', tier = 'haiku', classified_at = now() "
+            "UPDATE jobs SET status = 'routed', tier = 'haiku', classified_at = now() "
             f"- make_interval(secs => %s){extra} WHERE id = %s",
             (routed_s_ago, job_id),
         )

@@ -1,4 +1,4 @@
-"""Unrouted jobs whose classify message is gone get it again, once per stale time."""
+"""Jobs not yet routed whose classify message is gone get it again, once per stale time."""
 
 from __future__ import annotations
 
@@ -49,20 +49,26 @@ def test_queued_jobs_sent_long_ago_go_back_to_the_feeder(clean_db: Services) -> 
     assert sent == []
 
 
-def test_unrouted_classifying_jobs_without_a_live_lease_are_sent_again_once(
+def test_classifying_jobs_without_a_live_lease_are_sent_again_once(
     clean_db: Services,
 ) -> None:
     stale = "status = 'classifying', updated_at = now() - interval '2 minutes'"
     died = job_in_state(clean_db, f"{stale}, lease_expires_at = now() - interval '1 minute'")
     released = job_in_state(clean_db, f"{stale}, lease_expires_at = NULL")
     leased = job_in_state(clean_db, f"{stale}, lease_expires_at = now() + interval '1 minute'")
-    routed = job_in_state(clean_db, f"{stale}, tier = 'haiku', classified_at = now()")
+    # A re-driven job keeps its tier while it is classified again; its classifier died too.
+    redriven = job_in_state(clean_db, f"{stale}, tier = 'haiku', lease_expires_at = NULL")
+    routed = job_in_state(
+        clean_db,
+        "status = 'routed', tier = 'haiku', classified_at = now(), "
+        "updated_at = now() - interval '2 minutes'",
+    )
     lately = job_in_state(clean_db, "status = 'classifying', updated_at = now()")
     sent: list[uuid.UUID] = []
     watch = StrandedJobWatch(sent.extend, after_s=60, interval_s=0)
     stranded = watch.check()
-    assert stranded is not None and stranded.classify == 2
-    assert set(sent) == {died, released}
+    assert stranded is not None and stranded.classify == 3
+    assert set(sent) == {died, released, redriven}
     assert {leased, routed, lately}.isdisjoint(sent)
     again = watch.check()
     assert again is not None and again.classify == 0  # not again within after_s

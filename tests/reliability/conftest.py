@@ -180,7 +180,7 @@ def what_happened(database_url: str, batch_id: str, stack: RunningStack | None) 
         rows = query(
             database_url,
             "SELECT status, tier IS NOT NULL, lease_expires_at > now(), count(*) FROM jobs "
-            "WHERE batch_id = %s AND status IN ('queued', 'classifying', 'running') "
+            "WHERE batch_id = %s AND status IN ('queued', 'classifying', 'routed', 'running') "
             "GROUP BY 1, 2, 3",
             batch_id,
         )

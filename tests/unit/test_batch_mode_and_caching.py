@@ -15,6 +15,7 @@ import redis
 from tierroute.classify.llm import RUBRIC, build_classify_params
 from tierroute.domain.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
 from tierroute.domain.errors import InvalidInput
+from tierroute.domain.status import BatchMode
 from tierroute.domain.tiers import load_tier_table
 from tierroute.llm.caching import (
     CacheGate,
@@ -27,7 +28,6 @@ from tierroute.llm.caching import (
 from tierroute.llm.provider import build_completion_params
 from tierroute.pipeline.message_batches.body import read_batch_body, resolve_mode
 from tierroute.pipeline.message_batches.requests import JobRow, batch_request, request_bytes, split
-from tierroute.store.models import BatchMode
 from tierroute.store.report import format_report
 from worker.batch_tasks import POLL, beat_schedule
 

@@ -12,9 +12,9 @@ import pytest
 
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, array_items
+from tierroute.domain.status import BatchMode
 from tierroute.pipeline.message_batches.body import read_batch_body
 from tierroute.store.ingest import MAX_BLANK_LINES, MAX_ITEM_BYTES, json_array_specs, ndjson_specs
-from tierroute.store.models import BatchMode
 
 TRICKY = (
     b' [ {"prompt": "a, ] } [ {", "metadata": {"q": "\\"", "b": "\\\\", "l": [1, [2, {}]]}},'

@@ -10,12 +10,12 @@ import anthropic
 
 from tierroute.domain.decisions import RoutingDecision, RoutingPolicy
 from tierroute.domain.errors import ProviderError
+from tierroute.domain.status import CallPurpose
 from tierroute.domain.tiers import TierTable
 from tierroute.llm.admission import limited_call
 from tierroute.llm.caching import cached_system
 from tierroute.llm.provider import CallResult
 from tierroute.llm.ratelimit import LimiterSource
-from tierroute.store.models import CallPurpose
 
 RUBRIC = """You route prompts to the cheapest Claude model that will answer them well.
 Read the prompt between <prompt> tags and choose a tier:

@@ -71,9 +71,7 @@ MOVES: Mapping[JobStatus, frozenset[JobStatus]] = {
     _S.QUEUED: frozenset({_S.CLASSIFYING, _S.ROUTED, _S.CANCELLED}),
     _S.CLASSIFYING: frozenset({_S.CLASSIFYING, _S.ROUTED, _S.FAILED, _S.CANCELLED}),
     _S.ROUTED: frozenset({_S.RUNNING, _S.FAILED, _S.QUEUED, _S.CANCELLED}),
-    _S.RUNNING: frozenset(
-        {_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.DEAD, _S.QUEUED, _S.CANCELLED}
-    ),
+    _S.RUNNING: frozenset({_S.RUNNING, _S.SUCCEEDED, _S.FAILED, _S.DEAD, _S.QUEUED, _S.CANCELLED}),
     _S.SUCCEEDED: frozenset(),
     _S.FAILED: frozenset({_S.QUEUED}),
     _S.CANCELLED: frozenset(),

@@ -11,10 +11,10 @@ import redis
 
 from tierroute.domain.cost import TokenCounts
 from tierroute.domain.errors import ProviderError, RateLimited, RetryableProviderError
+from tierroute.domain.status import CallPurpose
 from tierroute.domain.tiers import TierTable
 from tierroute.llm.provider import CallResult, call_model
 from tierroute.llm.ratelimit import RateLimiter, estimate_input_tokens
-from tierroute.store.models import CallPurpose
 
 log = logging.getLogger(__name__)
 # Without Redis the limiter cannot admit anyone: wait briefly rather than call unmetered.

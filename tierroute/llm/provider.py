@@ -24,10 +24,10 @@ from tierroute.domain.errors import (
     ProviderError,
     RetryableProviderError,
 )
+from tierroute.domain.status import CallPurpose
 from tierroute.domain.tiers import ThinkingMode, Tier, TierTable
 from tierroute.llm.adapt import adapt
 from tierroute.llm.caching import cached_system
-from tierroute.store.models import CallPurpose
 
 SIMULATOR_API_KEY = "sk-ant-simulated"
 # Statuses worth another try: timeouts, conflicts, rate limits, server errors, overload.

@@ -40,8 +40,11 @@ from tierroute.domain.budget import (
     BudgetPolicy,
     BudgetVerdict,
 )
+from tierroute.domain.status import IN_FLIGHT
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.pipeline.budget_costs import classifier_ceiling, completion_ceiling
+from tierroute.store import transitions
+from tierroute.store.models import status_list
 
 # Advisory-lock namespace for budget checks (any constant unlikely to clash).
 LOCK_NAMESPACE = 0x7E3B
@@ -60,7 +63,7 @@ KEY_BUDGET = "SELECT name, daily_budget_usd FROM api_keys WHERE id = %(key)s"
 
 # Billed today, plus what other jobs in flight and live holds reserve. %(key)s NULL
 # is the global budget: everybody's spend. A call with no job names its own key.
-COMMITTED = """
+COMMITTED = f"""
     WITH day AS (
         SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start
     )
@@ -71,7 +74,7 @@ COMMITTED = """
           AND (%(key)s::uuid IS NULL OR coalesce(c.api_key_id, j.api_key_id) = %(key)s))
     + (SELECT coalesce(sum(j.reserved_usd), 0)
          FROM jobs j
-        WHERE j.status IN ('classifying', 'running') AND j.id <> %(id)s
+        WHERE j.status IN ({status_list(IN_FLIGHT)}) AND j.id <> %(id)s
           AND (%(key)s::uuid IS NULL OR j.api_key_id = %(key)s))
     + (SELECT coalesce(sum(h.usd), 0)
          FROM budget_holds h
@@ -83,10 +86,10 @@ RESERVE = "UPDATE jobs SET reserved_usd = %(usd)s WHERE id = %(id)s"
 # A job another transaction holds is skipped, not waited for: that transaction may
 # itself wait for this budget's lock. Such a job is being claimed or routed, and
 # its own check reserves it.
-UNRESERVED = """
+UNRESERVED = f"""
     SELECT id, prompt, system, max_tokens, thinking_override, tier, force_tier
       FROM jobs
-     WHERE status IN ('classifying', 'running') AND reserved_usd IS NULL AND id <> %(id)s
+     WHERE status IN ({status_list(IN_FLIGHT)}) AND reserved_usd IS NULL AND id <> %(id)s
        AND (%(key)s::uuid IS NULL OR api_key_id = %(key)s)
        FOR UPDATE SKIP LOCKED
 """
@@ -96,17 +99,11 @@ RECORD = """
      WHERE job_id = %(id)s
 """
 
-REJECT = """
-    UPDATE jobs SET status = 'failed', error = %(error)s, lease_expires_at = NULL,
-                    reserved_usd = NULL, finished_at = now(), updated_at = now()
-     WHERE id = %(id)s AND status = 'classifying'
-"""
-
 # A routed job moved to a cheaper tier when it is routed again (retry, redrive).
 REROUTE = """
     WITH moved AS (
         UPDATE jobs SET tier = %(tier)s, updated_at = now()
-         WHERE id = %(id)s AND status = 'classifying'
+         WHERE id = %(id)s AND status = 'routed'
         RETURNING id
     )
     UPDATE routing_decisions SET tier = %(tier)s, cost_ratio = %(cost_ratio)s
@@ -330,4 +327,4 @@ def reroute(cur: Any, job_id: uuid.UUID, tier: str, cost_ratio: float) -> None:
 
 def reject(cur: Any, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
     """Fail a job that no budget-fitting tier can run."""
-    cur.execute(REJECT, {"id": job_id, "error": f"budget_exceeded: {verdict.reason}"})
+    transitions.reject_for_budget(cur, job_id, f"budget_exceeded: {verdict.reason}")

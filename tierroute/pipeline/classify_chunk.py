@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tierroute.domain.decisions import RoutingDecision
+from tierroute.domain.status import JobStatus
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.conversation import sticky_floors
 from tierroute.pipeline.steps import RetryLater, classify_job, decide
-from tierroute.store import leases
+from tierroute.store import leases, transitions
 from tierroute.store.engine import raw_autocommit
-from tierroute.store.models import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _route_queued(
         decisions.append((job_id, decision))
         if in_batch_api:
             batch_api.add(job_id)
-    routed = leases.route_queued(cur, decisions)
+    routed = transitions.route_queued(cur, decisions)
     for job_id, decision in decisions:
         # A job not routed was cancelled, or routed by a duplicate message, since the
         # read; a batch-mode job waits for its Message Batch (tierroute/pipeline/message_batches).

@@ -21,7 +21,7 @@ class Runtime:
     settings: Settings
     tiers: TierTable
     # Tier workers make their jobs' calls on an event loop (worker/call_loop.py);
-    # this client serves the classifier, Message Batches and `complete_job`.
+    # this client serves the llm classifier, Message Batches and shadow judging.
     client: anthropic.Anthropic
     classifier: Classifier
     policy: RoutingPolicy

@@ -3,8 +3,8 @@
 Redis keeps queues in memory; our Redis runs without persistence, so a restart (or
 a flush) loses every message, those workers had taken but not acknowledged
 included. Each job is still in Postgres, in the state that says which message it
-needs: `queued` (classify, through the feeder), `classifying` without a tier
-(classify) or with one, and `running` (complete on the tier's queue).
+needs: `queued` (classify, through the feeder), `classifying` (classify), and
+`routed` or `running` (complete on the tier's queue).
 
 The broker says it lost its data by losing a marker key that the watch sets. The
 watch sets the marker first and re-sends second: whatever the broker loses after
@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tierroute.domain.status import JobStatus
 from tierroute.store.engine import raw_transaction
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ UNSEND_QUEUED = """
 """
 # Mid-way jobs; a leased one's duplicate waits for the lease (steps._held).
 IN_FLIGHT = """
-    SELECT id, tier FROM jobs WHERE status IN ('classifying', 'running') ORDER BY created_at
+    SELECT id, status, tier FROM jobs WHERE status IN ('classifying', 'routed', 'running')
+     ORDER BY created_at
 """
 SEND_CHUNK = 1000
 
@@ -61,8 +63,10 @@ def resend_unfinished(send_classify: SendClassify, send_complete: SendComplete) 
         queued = cur.rowcount
         cur.execute(IN_FLIGHT)
         rows = cur.fetchall()
-    classify = [job_id for job_id, tier in rows if tier is None]
-    complete = [(job_id, str(tier)) for job_id, tier in rows if tier is not None]
+    classify = [job_id for job_id, status, _ in rows if status == JobStatus.CLASSIFYING]
+    complete = [
+        (job_id, str(tier)) for job_id, status, tier in rows if status != JobStatus.CLASSIFYING
+    ]
     for start in range(0, len(classify), SEND_CHUNK):
         send_classify(classify[start : start + SEND_CHUNK])
     for start in range(0, len(complete), SEND_CHUNK):
@@ -131,7 +135,7 @@ class LostMessageWatch:
 STALE_ROUTED = """
     SELECT id, tier FROM jobs
      WHERE tier IS NOT NULL AND NOT batch_api
-       AND ((status = 'classifying'
+       AND ((status = 'routed'
              AND classified_at < now() - make_interval(secs => %(after_s)s)
              AND (lease_expires_at IS NULL OR lease_expires_at < now()))
             OR (status = 'running'
@@ -187,16 +191,16 @@ class StaleRouteWatch:
 # Queued jobs sent that long ago go back to the feeder, which sends them again
 # (metered by the queue's depth, and stamping `enqueued_at` anew, so each is sent
 # again at most once per `after_s`). The classify claim takes a job that is queued,
-# or classifying unrouted with its lease run out, so a duplicate does no harm.
+# or classifying with its lease run out, so a duplicate does no harm.
 UNSEND_STALE_QUEUED = """
     UPDATE jobs SET enqueued_at = NULL
      WHERE status = 'queued' AND enqueued_at < now() - make_interval(secs => %(after_s)s)
 """
-# Unrouted classifying jobs untouched that long, their lease (if any) run out: a
-# classifier that died mid-call, or a rate-limited classify whose retry was lost.
+# Classifying jobs untouched that long, their lease (if any) run out: a classifier
+# that died mid-call, or a rate-limited classify whose retry was lost.
 STALE_UNROUTED = """
     SELECT id FROM jobs
-     WHERE status = 'classifying' AND tier IS NULL
+     WHERE status = 'classifying'
        AND (lease_expires_at IS NULL OR lease_expires_at < now())
        AND updated_at < now() - make_interval(secs => %(after_s)s)
      ORDER BY updated_at

@@ -29,6 +29,7 @@ from typing import Any
 from tierroute.domain.budget import BudgetExceeded
 from tierroute.domain.cost import TokenCounts, cost_usd
 from tierroute.domain.errors import ProviderError, RateLimited
+from tierroute.domain.status import CallPurpose
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.llm import caching
 from tierroute.llm.admission import limited_call
@@ -39,7 +40,6 @@ from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.steps import RetryLater
 from tierroute.store import leases
 from tierroute.store.engine import raw_transaction
-from tierroute.store.models import CallPurpose
 
 log = logging.getLogger(__name__)
 

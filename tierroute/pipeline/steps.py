@@ -1,8 +1,10 @@
 """The two steps of a job, as the Celery tasks run them: classify, then complete.
 
-Each step claims the job with a conditional UPDATE that also takes a lease, so a
-redelivered or duplicated message for a job that has moved on, or that another
-worker holds, does nothing. Network calls happen outside transactions.
+Complete is split around its model call: `claim_call`, the call (made on the tier
+worker's event loop, worker/call_loop.py), then `finish_call`. Each step claims
+the job with a conditional UPDATE (tierroute/store/transitions.py) that also takes
+a lease, so a redelivered or duplicated message for a job that has moved on, or
+that another worker holds, does nothing. Network calls happen outside transactions.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from tierroute.config import LEASE_MARGIN_S
 from tierroute.domain.budget import BudgetAction
 from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.errors import ProviderError, RateLimited, RetryableProviderError
+from tierroute.domain.status import JobStatus
 from tierroute.llm import caching
 from tierroute.llm.admission import Admission, admit, settle_call
 from tierroute.llm.caching import PrimerPass
-from tierroute.llm.provider import CallResult, build_completion, call_model
+from tierroute.llm.provider import CallResult, build_completion
 from tierroute.pipeline import budgets
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.conversation import (
@@ -28,9 +31,8 @@ from tierroute.pipeline.conversation import (
     keep_adaptations,
     sticky_floor,
 )
-from tierroute.store import leases
+from tierroute.store import leases, transitions
 from tierroute.store.engine import raw_autocommit, raw_transaction
-from tierroute.store.models import CallPurpose, JobStatus
 from tierroute.store.retry import DATABASE_ERRORS, retrying_transaction
 
 log = logging.getLogger(__name__)
@@ -66,7 +68,7 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
     # A claim lost in a crash is harmless (the message is redelivered and claims
     # again), so it does not wait for the WAL; the decision's commit does.
     with raw_transaction(flush_wal=False) as cur:
-        claimed = leases.claim_for_classify(cur, job_id, lease_s)
+        claimed = transitions.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
         prompt, system, force_tier, routed_tier, batch_api = claimed
@@ -90,9 +92,9 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
     def keep(cur: Any, retried: bool) -> str | None:
         if retried:
             status, routed, _ = leases.tier_awaiting_run(cur, job_id)
-            if not (status == JobStatus.CLASSIFYING and routed is None):
+            if status != JobStatus.CLASSIFYING:
                 # The try whose connection broke had committed (we hold the lease).
-                return str(routed) if status == JobStatus.CLASSIFYING else None
+                return str(routed) if status == JobStatus.ROUTED else None
         return _record(rt, cur, job_id, decision, prompt, system, batch_api)
 
     # The classifier call is made and billed: its routing outlives a Postgres restart.
@@ -106,7 +108,7 @@ def _classify_in_one_transaction(rt: Runtime, job_id: uuid.UUID) -> str | RetryL
     # Postgres restart simply fails the task, which retries from the start.
     lease_s = rt.settings.classify_timeout_s + LEASE_MARGIN_S
     with raw_transaction() as cur:
-        claimed = leases.claim_for_classify(cur, job_id, lease_s)
+        claimed = transitions.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
         prompt, system, force_tier, routed_tier, batch_api = claimed
@@ -135,7 +137,7 @@ def _record(
         decision = replace(
             decision, tier=downgraded.name, cost_ratio=rt.tiers.cost_ratio(downgraded)
         )
-    if not leases.record_decision(cur, job_id, decision):
+    if not transitions.record_decision(cur, job_id, decision):
         log.info("classify: job %s was cancelled or routed meanwhile", job_id)
         return None
     if verdict.action is not None:
@@ -171,7 +173,7 @@ def _route_again(
 
     The tier to run on (the routed one, or a cheaper one), or None when rejected.
     """
-    leases.keep_route(cur, job_id)
+    transitions.keep_route(cur, job_id)
     verdict = rt.budgets.check(cur, job_id, routed, prompt, system)
     if verdict.action is None:
         return routed
@@ -191,7 +193,7 @@ def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLate
     if status is None:
         log.warning("classify: job %s does not exist; dropping the message", job_id)
         return None
-    if status == JobStatus.CLASSIFYING and tier is not None:
+    if status == JobStatus.ROUTED:
         # A batch-mode job waits for its Message Batch (pipeline/message_batches), not a queue.
         return None if batch_api else tier
     if status == JobStatus.CLASSIFYING:
@@ -211,30 +213,6 @@ class ClaimedCall:
     primer: PrimerPass | None
 
 
-def complete_job(rt: Runtime, job_id: uuid.UUID) -> RetryLater | None:
-    """Answer a routed job on its tier. Returns RetryLater when the task should retry.
-
-    The three steps a tier worker's event loop runs apart (worker/call_loop.py), in turn.
-    """
-    claimed = claim_call(rt, job_id)
-    if not isinstance(claimed, ClaimedCall):
-        return claimed
-    try:
-        outcome: CallResult | ProviderError = call_model(
-            rt.client,
-            claimed.params,
-            purpose=CallPurpose.COMPLETE,
-            tiers=rt.tiers,
-            simulated=rt.settings.simulated,
-        )
-    except ProviderError as exc:
-        outcome = exc
-    except BaseException:
-        abandon_call(claimed)
-        raise
-    return finish_call(rt, claimed, outcome)
-
-
 def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | None:
     """Before a job's model call: claim it, then pass the cache gate and the limiter.
 
@@ -242,7 +220,7 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
     """
     lease_s = rt.settings.request_timeout_s + LEASE_MARGIN_S
     with raw_autocommit() as cur:  # the claim is one statement: no transaction around it
-        claimed = leases.claim_for_complete(cur, job_id, lease_s)
+        claimed = transitions.claim_for_complete(cur, job_id, lease_s)
         held_s = leases.lease_left(cur, job_id) if claimed is None else None
     if held_s is not None:
         return _held(job_id, held_s)
@@ -288,14 +266,14 @@ def finish_call(
         return _after_transient_failure(rt, job_id, claimed.attempts, outcome)
     if isinstance(outcome, ProviderError):
         with raw_transaction() as cur:
-            leases.finish(cur, job_id, JobStatus.FAILED, error=outcome.detail)
+            transitions.finish(cur, job_id, JobStatus.FAILED, error=outcome.detail)
         return None
     result = outcome
 
     def keep(cur: Any, retried: bool) -> None:
         if retried and leases.call_recorded(cur, job_id, result.record.request_id):
             return  # the try whose connection broke had committed
-        leases.succeed_with_call(cur, result.record, job_id, result.text)
+        transitions.succeed_with_call(cur, result.record, job_id, result.text)
 
     # The call is made and billed: its result outlives a Postgres restart. One
     # statement stores both, so it commits on its own, durably.
@@ -320,7 +298,7 @@ def _fail_unstorable(job_id: uuid.UUID, result: CallResult, exc: Exception) -> N
     def fail(cur: Any, retried: bool) -> None:
         if retried and leases.call_recorded(cur, job_id, result.record.request_id):
             return  # the try whose connection broke had committed
-        leases.fail_with_call(cur, result.record, job_id, error)
+        transitions.fail_with_call(cur, result.record, job_id, error)
 
     try:
         retrying_transaction(fail, autocommit=True)
@@ -335,7 +313,7 @@ def _fail_unstorable(job_id: uuid.UUID, result: CallResult, exc: Exception) -> N
             result.record.cost_usd,
         )
         with raw_transaction() as cur:
-            leases.finish(cur, job_id, JobStatus.FAILED, error=error)
+            transitions.finish(cur, job_id, JobStatus.FAILED, error=error)
 
 
 def abandon_call(claimed: ClaimedCall) -> None:
@@ -353,7 +331,7 @@ def _after_transient_failure(
     if attempts >= settings.max_attempts:
         error = f"gave up after {attempts} attempts: {exc.detail}"
         with raw_transaction() as cur:
-            leases.finish(cur, job_id, JobStatus.DEAD, error=error)
+            transitions.finish(cur, job_id, JobStatus.DEAD, error=error)
         return None
     backoff = settings.retry_backoff_base_s * 2 ** (attempts - 1)
     # Never retry before the server's retry-after; never wait longer than the cap.

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, array_items, object_array_items
 from tierroute.domain.specs import JobSpec, parse_spec
-from tierroute.store.models import Batch, BatchMode, JobStatus
+from tierroute.domain.status import BatchMode, JobStatus
+from tierroute.store.models import Batch
 
 MAX_BATCH = 100_000
 # Blank lines are skipped, but each costs a turn of the loop inside the open COPY:

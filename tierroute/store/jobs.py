@@ -10,19 +10,14 @@ from typing import Any
 from sqlalchemy import any_, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from tierroute.domain.budget import BudgetAction
 from tierroute.domain.errors import Conflict, NotFound
 from tierroute.domain.specs import JobSpec
-from tierroute.store.models import (
-    Batch,
-    CallPurpose,
-    Job,
-    JobStatus,
-    Rating,
-    RoutingDecision,
-)
+from tierroute.domain.status import CallPurpose, JobStatus
+from tierroute.store import transitions
+from tierroute.store.models import Batch, Job, Rating, RoutingDecision
 from tierroute.store.rollups import batch_cost
 
 
@@ -109,55 +104,11 @@ def cancel_batch(
 ) -> int:
     """Cancel a batch's jobs that have not started running; returns how many."""
     _get_batch(session, batch_id, api_key_id)
-    # Queued, being classified, or routed and waiting in a tier queue: none has made
-    # its model call, and the complete task's claim skips a cancelled job.
-    not_started = Job.status.in_((JobStatus.QUEUED, JobStatus.CLASSIFYING))
-    # Locked in id order first, as the classify chunks lock theirs (leases.ROUTE_QUEUED):
-    # a plain UPDATE locked rows in scan order and deadlocked with a chunk being
-    # routed, so the cancel failed and the batch ran anyway (issue 16).
-    locked = (
-        select(Job.id)
-        .where(Job.batch_id == batch_id, not_started)
-        .order_by(Job.id)
-        .with_for_update()
-    )
-    cancelled = session.execute(
-        update(Job)
-        .where(Job.id.in_(locked.scalar_subquery()))
-        .values(
-            status=JobStatus.CANCELLED,
-            error="cancelled before it started",
-            finished_at=func.now(),
-            updated_at=func.now(),
-        )
-        .returning(Job.id)
-        .execution_options(synchronize_session=False)
-    ).all()
-    return len(cancelled)
-
-
-REDRIVABLE = (JobStatus.FAILED, JobStatus.DEAD)
+    return transitions.cancel_not_started(session, batch_id)
 
 
 def _redrive(session: Session, *conditions: Any) -> list[uuid.UUID]:
-    # Back to queued and unsent: the feeder (or the caller) sends them again, and
-    # classify keeps the routing they already have. Attempts start over.
-    rows = session.execute(
-        update(Job)
-        .where(Job.status.in_(REDRIVABLE), *conditions)
-        .values(
-            status=JobStatus.QUEUED,
-            enqueued_at=None,
-            attempts=0,
-            error=None,
-            lease_expires_at=None,
-            started_at=None,
-            finished_at=None,
-            updated_at=func.now(),
-        )
-        .returning(Job.id)
-    ).all()
-    ids = [row.id for row in rows]
+    ids = transitions.redrive(session, *conditions)
     _forget_budget_rejections(session, ids)
     return ids
 
@@ -209,27 +160,11 @@ def _job_by_idempotency_key(session: Session, api_key_id: uuid.UUID | None, key:
     return session.scalars(query).first()
 
 
-def get_job(session: Session, job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> Job:
-    """A job with its routing decision and model calls, or NotFound."""
-    job = session.scalars(
-        select(Job)
-        .where(Job.id == job_id)
-        .options(selectinload(Job.routing), selectinload(Job.calls))
-    ).first()
-    if job is None or not _owned_by(job.api_key_id, api_key_id):
-        raise NotFound(f"job {job_id} not found")
-    return job
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    """The public picture of a job: status, routing, answer, tokens and dollars."""
-    return view_of(job, job.routing, job.calls)
-
-
 def view_of(job: Any, routing: Any, calls: Sequence[Any]) -> dict[str, Any]:
-    """`job_view` from anything with the columns' names: ORM objects or plain rows.
+    """The public picture of a job: status, routing, answer, tokens and dollars.
 
-    The API's hot GET reads plain rows (tierroute/store/job_reads.py); `calls` in id order.
+    From anything with the columns' names: the API's GET reads plain rows
+    (tierroute/store/job_reads.py); `calls` in id order.
     """
     completions = [c for c in calls if c.purpose == CallPurpose.COMPLETE]
     classifier_cost = sum(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from tierroute.domain.status import BatchMode, JobStatus
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -37,6 +39,15 @@ NAMING_CONVENTION = {
 USD = Numeric(18, 10)
 
 
+def status_list(statuses: Iterable[JobStatus]) -> str:
+    """Statuses as the inside of an SQL `IN (...)`: `'queued', 'routed'`."""
+    return ", ".join(f"'{status}'" for status in statuses)
+
+
+# Every status of the state machine, for the check constraint on jobs.status.
+STATUS_LIST = status_list(JobStatus)
+
+
 class Base(DeclarativeBase):
     """Declarative base with a naming convention so migrations name constraints stably."""
 
@@ -45,48 +56,6 @@ class Base(DeclarativeBase):
 
 def _utc_now_column(**kwargs: Any) -> Mapped[datetime]:
     return mapped_column(DateTime(timezone=True), server_default=func.now(), **kwargs)
-
-
-class JobStatus(StrEnum):
-    """Where a job is in its life: queued → classifying → running → succeeded | failed.
-
-    A job that has not started running can instead be cancelled; one that used up
-    its attempts is dead. Failed and dead jobs can be re-driven to queued.
-    """
-
-    QUEUED = "queued"
-    CLASSIFYING = "classifying"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    DEAD = "dead"
-
-    @property
-    def finished(self) -> bool:
-        return self in (
-            JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.DEAD
-        )  # fmt: skip
-
-
-class BatchMode(StrEnum):
-    """How a batch's jobs are answered: live calls, or Anthropic's Message Batches (50 % off)."""
-
-    LIVE = "live"
-    BATCH_API = "batch_api"
-
-
-class CallPurpose(StrEnum):
-    """Why a model call was made: to route a job, to answer it, or to learn from it.
-
-    A shadow call answers a finished job again on the neighbouring tier; a judge call
-    compares the two answers (tierroute/pipeline/shadow.py). Both are learning cost.
-    """
-
-    CLASSIFY = "classify"
-    COMPLETE = "complete"
-    SHADOW = "shadow"
-    JUDGE = "judge"
 
 
 class ApiKey(Base):
@@ -148,11 +117,13 @@ class Job(Base):
             postgresql_where="idempotency_key IS NOT NULL",
         ),
         CheckConstraint("max_tokens > 0", name="max_tokens_positive"),
+        # Only the state machine's statuses (migration 0008).
+        CheckConstraint(f"status IN ({STATUS_LIST})", name="status_known"),
         # The batch poller's scan: batch-mode jobs not yet handed to a Message Batch.
         Index(
             "ix_jobs_batch_api_waiting",
             "batch_id",
-            postgresql_where="batch_api AND status IN ('queued', 'classifying')",
+            postgresql_where="batch_api AND status IN ('queued', 'classifying', 'routed')",
         ),
     )
 

@@ -20,9 +20,9 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 
 from tierroute.domain.errors import NotFound
+from tierroute.domain.status import JobStatus
 from tierroute.store.engine import raw_autocommit, raw_transaction
 from tierroute.store.jobs import view_of
-from tierroute.store.models import JobStatus
 
 # Rows per page: large enough that the per-page round trips do not show, small
 # enough that a page (results included) is a bounded piece of memory.

@@ -1,7 +1,7 @@
 """Batch mode: a batch's jobs, once routed, answered through Anthropic's Message Batches.
 
-Jobs are classified as live jobs are. The classify step then holds a batch-mode
-job instead of queueing it on its tier; once every job of the batch is routed, the
+Jobs are classified as live jobs are. The classify step then leaves a batch-mode
+job `routed` instead of queueing it on its tier; once every job of the batch is routed, the
 poller submits one Message Batch per tier (split at 100,000 requests or 256 MB),
 polls them, and maps the results back by custom_id (the job id). Calls are billed
 at the 50 % batch rate. Errored, expired and cancelled requests follow

@@ -36,11 +36,11 @@ CLOCK_SKEW = timedelta(minutes=2)
 
 NOTE_UNANSWERED = """
     UPDATE jobs SET started_at = %(sent_at)s, error = %(error)s, updated_at = now()
-     WHERE id = ANY(%(ids)s) AND status = 'classifying' AND batch_api
+     WHERE id = ANY(%(ids)s) AND status = 'routed' AND batch_api
 """
 UNANSWERED_SINCE = """
     SELECT max(started_at) FROM jobs
-     WHERE id = ANY(%(ids)s) AND status = 'classifying' AND batch_api
+     WHERE id = ANY(%(ids)s) AND status = 'routed' AND batch_api
        AND started_at IS NOT NULL AND starts_with(error, %(prefix)s)
 """
 KNOWN = "SELECT 1 FROM provider_batches WHERE anthropic_batch_id = %(id)s"

@@ -9,8 +9,8 @@ from typing import IO
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, object_summary
 from tierroute.domain.specs import JobSpec
+from tierroute.domain.status import BatchMode
 from tierroute.store.ingest import MAX_ITEM_BYTES, json_array_specs, json_object_specs, ndjson_specs
-from tierroute.store.models import BatchMode
 
 OBJECT_KEYS = frozenset({"jobs", "mode"})
 

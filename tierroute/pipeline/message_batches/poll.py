@@ -19,6 +19,7 @@ from anthropic.types.messages import MessageBatch, MessageBatchIndividualRespons
 from tierroute.domain.cost import BATCH_RATE, TokenCounts, cache_savings_usd, cost_usd
 from tierroute.domain.decisions import CallRecord
 from tierroute.domain.errors import ProviderError
+from tierroute.domain.status import CallPurpose
 from tierroute.llm.provider import message_text
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import sdk
@@ -29,7 +30,6 @@ from tierroute.pipeline.message_batches.outcomes import (
     succeed,
 )
 from tierroute.store.engine import raw_transaction
-from tierroute.store.models import CallPurpose
 
 log = logging.getLogger(__name__)
 

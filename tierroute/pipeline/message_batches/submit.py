@@ -23,7 +23,7 @@ from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import adopt, sdk
 from tierroute.pipeline.message_batches.outcomes import settle_unsubmitted
 from tierroute.pipeline.message_batches.requests import JobRow, batch_requests, split
-from tierroute.store import request_params
+from tierroute.store import request_params, transitions
 from tierroute.store.engine import raw_transaction
 
 log = logging.getLogger(__name__)
@@ -32,20 +32,18 @@ log = logging.getLogger(__name__)
 # ix_jobs_batch_api_waiting holds only those jobs, so this stays small.
 READY_BATCHES = """
     SELECT batch_id FROM jobs
-     WHERE batch_api AND status IN ('queued', 'classifying')
+     WHERE batch_api AND status IN ('queued', 'classifying', 'routed')
      GROUP BY batch_id
-    HAVING bool_and(status = 'classifying' AND tier IS NOT NULL)
+    HAVING bool_and(status = 'routed')
 """
 LOCK_BATCH = "SELECT id FROM batches WHERE id = %(batch_id)s FOR UPDATE SKIP LOCKED"
 WAITING_TIERS = """
     SELECT DISTINCT tier FROM jobs
-     WHERE batch_id = %(batch_id)s AND batch_api AND status = 'classifying'
-       AND tier IS NOT NULL
+     WHERE batch_id = %(batch_id)s AND batch_api AND status = 'routed'
 """
 WAITING_JOBS = """
     SELECT id, prompt, system, max_tokens, thinking_override, api_key_id, request_params FROM jobs
-     WHERE batch_id = %(batch_id)s AND batch_api AND status = 'classifying'
-       AND tier = %(tier)s
+     WHERE batch_id = %(batch_id)s AND batch_api AND status = 'routed' AND tier = %(tier)s
      ORDER BY created_at, id
      LIMIT %(limit)s
        FOR UPDATE
@@ -58,14 +56,6 @@ INSERT_PROVIDER_BATCH = """
             %(processing)s, %(succeeded)s, %(errored)s, %(canceled)s, %(expired)s,
             %(created_at)s, %(expires_at)s)
     RETURNING id
-"""
-# The batch's try is an attempt; a job in a Message Batch holds no lease (the complete
-# task's claim skips batch-mode jobs).
-HAND_OVER = """
-    UPDATE jobs SET status = 'running', provider_batch_id = %(provider_batch_id)s,
-                    attempts = attempts + 1, started_at = coalesce(started_at, now()),
-                    lease_expires_at = NULL, error = NULL, updated_at = now()
-     WHERE id = ANY(%(ids)s) AND status = 'classifying' AND batch_api
 """
 
 
@@ -135,7 +125,7 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
                 return 0
         cur.execute(INSERT_PROVIDER_BATCH, _provider_row(batch_id, tier_name, batch))
         (provider_batch_id,) = cur.fetchone()
-        cur.execute(HAND_OVER, {"provider_batch_id": provider_batch_id, "ids": ids})
+        transitions.hand_to_message_batch(cur, ids, provider_batch_id)
     log.info("batch %s: %d %s jobs in Message Batch %s", batch_id, len(ids), tier_name, batch.id)
     return 1
 
