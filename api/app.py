@@ -16,7 +16,7 @@ from api.errors import install_error_handlers
 from api.ingress import Ingress
 from api.metrics import REQUESTS
 from api.queue import Enqueuer
-from api.routes import batches, dashboard, jobs, system
+from api.routes import batches, dashboard, jobs, message_batches, messages, system
 from api.schemas import error_responses
 from tierroute import __version__
 from tierroute.domain.errors import ConfigurationError
@@ -67,6 +67,8 @@ def create_app() -> FastAPI:
     application.state.key_cache = KeyCache()
     application.include_router(jobs.router)
     application.include_router(batches.router)
+    application.include_router(messages.router)
+    application.include_router(message_batches.router)
     application.include_router(system.router)
     application.include_router(dashboard.router)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from tierroute.domain.errors import Unauthorized
 from tierroute.store.engine import session_scope
@@ -24,6 +24,10 @@ API_KEY_SCOPE = "tierroute.api_key_id"
 # auto_error=False: we raise our own 401 in the `{error, detail}` shape. The scheme
 # still shows in /openapi.json, so /docs offers an Authorize button.
 bearer = HTTPBearer(auto_error=False, description="an API key from `tierroute keys create`")
+# The same key as Anthropic's SDK sends its own, so SDK code needs only a new base_url.
+api_key_header = APIKeyHeader(
+    name="x-api-key", auto_error=False, description="an API key, as Anthropic's SDK sends it"
+)
 
 
 class KeyCache:
@@ -62,6 +66,7 @@ async def require_api_key(
     request: Request,
     cache: Annotated[KeyCache, Depends(get_key_cache)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    x_api_key: Annotated[str | None, Depends(api_key_header)] = None,
 ) -> uuid.UUID:
     """The caller's key id; 401 for a missing, malformed, unknown or revoked key."""
     # The ingress middleware (api/ingress.py) checked the key before the body was
@@ -70,9 +75,10 @@ async def require_api_key(
     if checked is not None:
         return checked
     # Never put the key itself in a message or a log line, only say what is wrong.
-    if credentials is None:
-        raise Unauthorized("send an API key as `Authorization: Bearer <key>`")
-    key_id = await resolve_key(cache, credentials.credentials)
+    raw_key = credentials.credentials if credentials is not None else x_api_key
+    if not raw_key:
+        raise Unauthorized("send an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`")
+    key_id = await resolve_key(cache, raw_key)
     if key_id is None:
         raise Unauthorized("unknown or revoked API key")
     return key_id

@@ -24,6 +24,7 @@ import uuid
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.anthropic_shapes import error_body
 from api.auth import API_KEY_SCOPE, KeyCache, resolve_key
 from tierroute.store.ingest import MAX_ITEM_BYTES
 
@@ -38,6 +39,7 @@ SMALL_BODY_BYTES = 64 << 10
 # Matched on the raw path, from the headers alone: the router has not run yet.
 BODY_LIMITS: list[tuple[str, re.Pattern[str], int]] = [
     ("POST", re.compile(r"/v1/batches/?"), BATCH_BODY_BYTES),
+    ("POST", re.compile(r"/v1/messages/batches/?"), BATCH_BODY_BYTES),
     ("POST", re.compile(r"/v1/jobs/[^/]+/rating/?"), SMALL_BODY_BYTES),
 ]
 DEFAULT_BODY_BYTES = SINGLE_JOB_BODY_BYTES
@@ -82,6 +84,20 @@ def _bearer_token(scope: Scope) -> str | None:
     return None
 
 
+def _api_key_header(scope: Scope) -> str | None:
+    # Anthropic's SDK sends its key as `x-api-key`; tierroute keys work there too.
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            return value.decode("latin-1").strip() or None
+    return None
+
+
+def _anthropic_path(scope: Scope) -> bool:
+    """Routes that speak Anthropic's API answer errors in its shape."""
+    path: str = scope["path"]
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
 def _content_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
@@ -102,13 +118,20 @@ def _has_body(scope: Scope) -> bool:
 CONNECTION_CLOSE = (b"connection", b"close")
 
 
-async def _send_error(send: Send, status: int, code: str, detail: str, *, close: bool) -> None:
+async def _send_error(
+    send: Send, status: int, code: str, detail: str, *, close: bool, anthropic: bool = False
+) -> None:
     headers = [(b"content-type", b"application/json")]
     if close:
         headers.append(CONNECTION_CLOSE)
     if status == 401:
         headers.append((b"www-authenticate", b"Bearer"))  # RFC 6750
-    body = json.dumps({"error": code, "detail": detail}).encode()
+    if anthropic:
+        headers.append((b"x-should-retry", b"false"))
+        kind = "authentication_error" if status == 401 else "request_too_large"
+        body = json.dumps(error_body(kind, detail)).encode()
+    else:
+        body = json.dumps({"error": code, "detail": detail}).encode()
     headers.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -133,21 +156,25 @@ class Ingress:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             detail = BodyTooLarge(limit).detail
-            await _send_error(send, 413, "payload_too_large", detail, close=True)
+            await _send_error(
+                send, 413, "payload_too_large", detail, close=True, anthropic=_anthropic_path(scope)
+            )
             return
         await self._run_limited(scope, receive, send, limit)
 
     async def _authenticate(self, scope: Scope, send: Send) -> uuid.UUID | None:
-        raw_key = _bearer_token(scope)
+        raw_key = _bearer_token(scope) or _api_key_header(scope)
         close = _has_body(scope)
+        anthropic = _anthropic_path(scope)
         if raw_key is None:
-            detail = "send an API key as `Authorization: Bearer <key>`"
-            await _send_error(send, 401, "unauthorized", detail, close=close)
+            detail = "send an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`"
+            await _send_error(send, 401, "unauthorized", detail, close=close, anthropic=anthropic)
             return None
         cache: KeyCache = scope["app"].state.key_cache
         key_id = await resolve_key(cache, raw_key)
         if key_id is None:
-            await _send_error(send, 401, "unauthorized", "unknown or revoked API key", close=close)
+            detail = "unknown or revoked API key"
+            await _send_error(send, 401, "unauthorized", detail, close=close, anthropic=anthropic)
         return key_id
 
     async def _run_limited(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:

@@ -14,6 +14,7 @@ GIL a dozen times, waited behind them (bench/adversarial.py; bench/README.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 import weakref
@@ -24,7 +25,7 @@ import anyio.to_thread
 from fastapi.responses import StreamingResponse
 from starlette.types import Message, Send
 
-from tierroute.store.results import PageKey, read_page
+from tierroute.store.results import LineShape, PageKey, read_page
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +61,16 @@ class _Stalled(Exception):
     """The client did not take a write within the write timeout."""
 
 
-async def result_chunks(batch_id: uuid.UUID) -> AsyncIterator[bytes]:
-    """The batch's finished jobs as NDJSON, a page read at a time, in WRITE_BYTES pieces."""
+async def result_chunks(
+    batch_id: uuid.UUID, shape: LineShape | None = None
+) -> AsyncIterator[bytes]:
+    """The batch's finished jobs as NDJSON, a page read at a time, in WRITE_BYTES pieces.
+
+    `shape` turns each job's view into another line (Anthropic's batch results)."""
     after: PageKey | None = None
     while True:
-        page = await anyio.to_thread.run_sync(read_page, batch_id, after, limiter=page_limiter())
+        reader = read_page if shape is None else functools.partial(read_page, shape=shape)
+        page = await anyio.to_thread.run_sync(reader, batch_id, after, limiter=page_limiter())
         data = memoryview(page.ndjson)
         for start in range(0, len(data), WRITE_BYTES):
             yield bytes(data[start : start + WRITE_BYTES])

@@ -41,7 +41,8 @@ def route(body: RouteIn, caller: CallerKey, rt: Annotated[Runtime, Depends(get_r
     # Names the field at fault, as for a job ("body: force_tier: 7 is not a tier").
     spec = parse_spec(body.model_dump(), "body")
     forced = None if spec.force_tier is None else str(spec.force_tier)
-    decision = _decide_within_budget(rt, caller, spec.prompt, spec.system, forced)
+    stored = spec.stored()  # RouteIn has a prompt and a plain system
+    decision = _decide_within_budget(rt, caller, stored.prompt, stored.system, forced)
     return RouteOut(
         tier=decision.tier,
         model=rt.tiers.get(decision.tier).model,

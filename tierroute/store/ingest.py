@@ -13,10 +13,12 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from tierroute.domain.anthropic_batch import is_batch_line, spec_from_batch_line
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, array_items, object_array_items
 from tierroute.domain.specs import JobSpec, parse_spec
 from tierroute.domain.status import BatchMode, JobStatus
+from tierroute.domain.tiers import active_tier_table
 from tierroute.store.models import Batch
 
 MAX_BATCH = 100_000
@@ -56,6 +58,11 @@ def _bounded_lines(source: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _spec_from_json(raw: bytes, where: str) -> JobSpec:
+    if b'"custom_id"' in raw and b'"params"' in raw:
+        # Perhaps a Message Batches request line; a job with those fields is refused below.
+        item = _loads(raw, where)
+        if is_batch_line(item):
+            return spec_from_batch_line(item, active_tier_table(), where)
     try:
         # pydantic parses the JSON itself: one pass, in Rust.
         return JobSpec.model_validate_json(raw)
@@ -66,6 +73,13 @@ def _spec_from_json(raw: bytes, where: str) -> JobSpec:
             why = str(first.get("ctx", {}).get("error", "")).replace("line 1 column", "column")
             raise InvalidInput(where, f"not valid JSON: {why}".rstrip(": ")) from None
         return parse_spec(json.loads(raw), where)  # raises with the field
+
+
+def _loads(raw: bytes, where: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidInput(where, f"not valid JSON: {exc}") from None
 
 
 def ndjson_specs(lines: Iterable[bytes]) -> Iterator[JobSpec]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,7 +36,8 @@ BATCH_OWNER = "SELECT api_key_id FROM batches WHERE id = %(batch_id)s"
 # top-N sort of the batch's finished jobs.
 JOBS = """
     SELECT id, batch_id, api_key_id, status, tier, result_text, attempts, error,
-           metadata AS metadata_, created_at, classified_at, started_at, finished_at
+           metadata AS metadata_, created_at, classified_at, started_at, finished_at,
+           request_params
       FROM jobs
      WHERE batch_id = %(batch_id)s AND status = ANY(%(finished)s) {after}
      ORDER BY created_at, id
@@ -80,7 +82,16 @@ def check_batch(batch_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> 
         raise NotFound(f"batch {batch_id} not found")
 
 
-def read_page(batch_id: uuid.UUID, after: PageKey | None, limit: int | None = None) -> Page:
+# A results line from a job's view and its request_params (another shape than the view).
+LineShape = Callable[[dict[str, Any], dict[str, Any] | None], dict[str, Any]]
+
+
+def read_page(
+    batch_id: uuid.UUID,
+    after: PageKey | None,
+    limit: int | None = None,
+    shape: LineShape | None = None,
+) -> Page:
     """The finished jobs after `after` (from the start when None), one NDJSON line each."""
     limit = limit or PAGE_SIZE
     params: dict[str, Any] = {"batch_id": batch_id, "finished": FINISHED, "limit": limit}
@@ -101,8 +112,9 @@ def read_page(batch_id: uuid.UUID, after: PageKey | None, limit: int | None = No
         for call in cur.fetchall():
             calls[call.job_id].append(call)
     # The same bytes as ever: one `json.dumps` of the job's view a line.
-    ndjson = "".join(
-        json.dumps(view_of(job, routing.get(job.id), calls[job.id])) + "\n" for job in jobs
-    ).encode()
+    views = (view_of(job, routing.get(job.id), calls[job.id]) for job in jobs)
+    if shape is not None:
+        views = (shape(view, job.request_params) for view, job in zip(views, jobs, strict=True))
+    ndjson = "".join(json.dumps(view) + "\n" for view in views).encode()
     last = jobs[-1]
     return Page(ndjson, PageKey(last.created_at, last.id) if len(jobs) == limit else None)

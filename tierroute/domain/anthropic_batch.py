@@ -1,0 +1,93 @@
+"""Anthropic's request shapes read as tierroute jobs: a Messages body, a Message Batches line.
+
+`model` chooses the routing: `tierroute-auto` routes, a tier name or a tier's model
+forces that tier. Parameters Anthropic has but tierroute does not honour are refused
+by name, so a caller never believes a setting took effect when it did not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tierroute.domain.errors import InvalidInput
+from tierroute.domain.specs import JobSpec, parse_spec
+from tierroute.domain.tiers import TierTable
+
+AUTO_MODEL = "tierroute-auto"
+# Taken from a Messages body into the job as they are.
+ACCEPTED = frozenset(
+    {
+        "messages",
+        "system",
+        "max_tokens",
+        "metadata",
+        "stop_sequences",
+        "temperature",
+        "top_p",
+        "top_k",
+        "thinking",
+        "output_config",
+        "tools",
+        "tool_choice",
+        # tierroute's own: keep the conversation on its tier without a conversation_id.
+        "sticky",
+    }
+)
+
+
+def forced_tier(model: object, tiers: TierTable, where: str = "model") -> str | None:
+    """The tier `model` forces: None for `tierroute-auto`, else a tier name."""
+    if model == AUTO_MODEL:
+        return None
+    if isinstance(model, str):
+        if model in tiers.names:
+            return model
+        tier = tiers.by_model(model)
+        if tier is not None:
+            return tier.name
+    known = ", ".join([*tiers.names, *(t.model for t in tiers.tiers)])
+    raise InvalidInput(where, f"{model!r} is not a model here; use {AUTO_MODEL!r} or {known}")
+
+
+def spec_from_messages_body(
+    body: object, tiers: TierTable, where: str = "", custom_id: str | None = None
+) -> JobSpec:
+    """A job from a Messages API body (`POST /v1/messages`, or a batch line's `params`)."""
+    if not isinstance(body, dict):
+        raise InvalidInput(where.rstrip(".") or "body", "must be a JSON object")
+    for name in body:
+        if name not in ACCEPTED and name not in ("model", "stream"):
+            raise InvalidInput(f"{where}{name}", "is not supported by tierroute")
+    if body.get("stream") not in (None, False):
+        raise InvalidInput(f"{where}stream", "streaming is not supported by tierroute yet")
+    if "model" not in body:
+        raise InvalidInput(f"{where}model", "Field required")
+    if "max_tokens" not in body:
+        raise InvalidInput(f"{where}max_tokens", "Field required")
+    if "messages" not in body:
+        raise InvalidInput(f"{where}messages", "Field required")
+    item = {name: value for name, value in body.items() if name in ACCEPTED}
+    item["force_tier"] = forced_tier(body["model"], tiers, f"{where}model")
+    if custom_id is not None:
+        item["custom_id"] = custom_id
+    return parse_spec(item, where.rstrip(".") or "body")
+
+
+def is_batch_line(item: object) -> bool:
+    """Whether a JSONL object is a Message Batches request (`custom_id` and `params`)."""
+    return isinstance(item, dict) and "custom_id" in item and "params" in item
+
+
+def spec_from_batch_line(item: object, tiers: TierTable, where: str) -> JobSpec:
+    """A job from one Message Batches request `{"custom_id", "params"}`."""
+    if not is_batch_line(item):
+        raise InvalidInput(where, "needs `custom_id` and `params`")
+    assert isinstance(item, dict)
+    extra = sorted(set(item) - {"custom_id", "params"})
+    if extra:
+        raise InvalidInput(f"{where}: {extra[0]}", "is not a field of a batch request")
+    custom_id = item["custom_id"]
+    if not isinstance(custom_id, str):
+        raise InvalidInput(f"{where}: custom_id", "must be a string")
+    params: Any = item["params"]
+    return spec_from_messages_body(params, tiers, f"{where}: params.", custom_id)
