@@ -6,9 +6,13 @@ Every response is checked against Anthropic's published OpenAPI spec.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -257,3 +261,40 @@ def test_batch_violations_are_anthropic_errors(client: anthropic.Anthropic) -> N
     with pytest.raises(anthropic.NotFoundError) as missing:
         client.messages.batches.retrieve("msgbatch_nope")
     assert problems("ErrorResponse", missing.value.body) == []
+
+
+def cli(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tierroute", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "TIERROUTE_API_KEY": key},
+    )
+
+
+def test_cli_submits_an_anthropic_batch_file_and_writes_its_results(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    count = 200
+    path = tmp_path / "anthropic_batch.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in batch_file_lines(count, "cli")))
+    submitted = cli("submit", str(path), "--wait", "--api", stack.api_url, key=stack.api_key)
+    assert submitted.returncode == 0, submitted.stderr
+    batch_id = submitted.stdout.strip().splitlines()[-1]
+    out = tmp_path / "results.jsonl"
+    written = cli(
+        "results", batch_id, "--format", "anthropic", "-o", str(out), "--api", stack.api_url,
+        key=stack.api_key,
+    )  # fmt: skip
+    assert written.returncode == 0, written.stderr
+    assert f"{count} results" in written.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert Counter(line["custom_id"] for line in lines) == Counter(
+        {f"cli-{n}": 1 for n in range(count)}
+    )
+    for line in lines[:20]:
+        assert problems("MessageBatchIndividualResponse", line) == []
+    own = cli("results", batch_id, "--api", stack.api_url, key=stack.api_key)
+    views = [json.loads(line) for line in own.stdout.splitlines()]
+    assert len(views) == count and all(view["status"] == "succeeded" for view in views)

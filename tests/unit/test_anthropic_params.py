@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.anthropic_spec import problems
+from tierroute.cli.prompt_files import check_prompt_file, iter_with_force_tier
 from tierroute.domain.anthropic_request import PARAMS_MARKER
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.specs import JobSpec, parse_spec
 from tierroute.domain.tiers import active_tier_table
 from tierroute.llm.adapt import wire_body
 from tierroute.llm.provider import build_completion
+from tierroute.store.ingest import ndjson_specs
 
 TIERS = active_tier_table()
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}}
@@ -165,3 +169,49 @@ def test_bad_requests_name_the_parameter(item: dict[str, Any], fragment: str) ->
     with pytest.raises(InvalidInput) as caught:
         parse_spec(item, "line 1")
     assert fragment in caught.value.detail
+
+
+def batch_line(custom_id: str, **params: Any) -> bytes:
+    body = {
+        "model": "tierroute-auto",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    return json.dumps({"custom_id": custom_id, "params": {**body, **params}}).encode()
+
+
+def test_a_message_batches_line_is_read_as_a_job() -> None:
+    plain, forced, ranked = ndjson_specs(
+        [
+            batch_line("a-1"),
+            batch_line("a-2", model="claude-opus-4-6"),
+            batch_line("a-3", model="1"),
+        ]
+    )
+    assert plain.custom_id == "a-1" and plain.force_tier is None
+    assert forced.force_tier == "opus" and ranked.force_tier == "haiku"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (batch_line("a", service_tier="auto"), "line 1: params.service_tier: is not supported"),
+        (batch_line("a", model="gpt-4o"), "line 1: params.model: 'gpt-4o' is not a model here"),
+        (batch_line("a", stream=True), "params.stream: streaming is not supported"),
+        (batch_line("a", max_tokens=0), "max_tokens"),
+        (b'{"custom_id": "a", "params": {}, "x": 1}', "line 1: x: is not a field"),
+    ],
+)
+def test_a_bad_batch_line_names_its_parameter(line: bytes, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        list(ndjson_specs([line]))
+    assert fragment in caught.value.detail
+
+
+def test_the_cli_checks_and_forces_anthropic_lines(tmp_path: Path) -> None:
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(batch_line("a") + b"\n" + b'{"prompt": "x"}\n')
+    assert check_prompt_file(path) == 2
+    forced = b"".join(iter_with_force_tier(path, "opus")).splitlines()
+    assert json.loads(forced[0])["params"]["model"] == "opus"
+    assert json.loads(forced[1])["force_tier"] == "opus"

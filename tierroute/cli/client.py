@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -73,6 +74,20 @@ class ApiClient:
                 f"HTTP {response.status_code} from {self.base_url}{path} is not JSON",
                 response.status_code,
             ) from None
+
+    def stream_lines(self, path: str) -> Iterator[bytes]:
+        """GET a JSONL stream, a line at a time as it arrives; failures raise ApiError."""
+        try:
+            with self._http.stream("GET", path, timeout=httpx.Timeout(60.0, read=300.0)) as got:
+                if got.is_error:
+                    got.read()
+                    message, code = _error_message(got)
+                    raise ApiError(f"HTTP {got.status_code} {message}", got.status_code, code)
+                for line in got.iter_lines():
+                    if line:
+                        yield line.encode()
+        except httpx.HTTPError as exc:
+            raise ApiError(f"the results stream from {self.base_url} broke off ({exc})") from None
 
     def get_text(self, path: str, **kwargs: Any) -> str:
         """GET a page that is not JSON (the HTML dashboard); failures raise ApiError."""

@@ -189,6 +189,39 @@ def cancel(batch_id: str, api: str | None, key: str | None) -> None:
 
 
 @main.command()
+@click.argument("batch_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["anthropic", "tierroute"]),
+    default="tierroute",
+    show_default=True,
+    help="anthropic: Message Batches result lines keyed by custom_id; tierroute: job views.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to FILE instead of stdout.",
+)
+@api_option
+@friendly_errors
+def results(batch_id: str, fmt: str, output: Path | None, api: str | None, key: str | None) -> None:
+    """Every finished result of a batch as JSONL, streamed with progress on stderr."""
+    from tierroute.cli.results import write_results
+
+    out = Console(stderr=True)
+    with open_client(api, key) as client:
+        if output is None:
+            count = write_results(client, batch_id, fmt, sys.stdout.buffer, out)
+        else:
+            with output.open("wb") as handle:
+                count = write_results(client, batch_id, fmt, handle, out)
+    out.print(f"{count:,} results" + (f" written to {output}" if output else ""))
+
+
+@main.command()
 @click.argument("ident")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON view.")
 @api_option

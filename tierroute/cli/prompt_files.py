@@ -7,6 +7,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from tierroute.domain.anthropic_batch import is_batch_line
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.specs import JobSpec, parse_spec
 
@@ -61,6 +62,10 @@ def check_prompt_file(path: Path) -> int:
                 raise InvalidInput(where, f"not valid JSON: {message}") from None
             if not isinstance(item, dict):
                 raise InvalidInput(where, "each line must be a JSON object")
+            if is_batch_line(item) or "messages" in item:
+                # Anthropic's shapes (a Message Batches line, or turns): the server checks them.
+                count += 1
+                continue
             prompt = item.get("prompt")
             if not isinstance(prompt, str):
                 raise InvalidInput(where, "prompt: a string is required")
@@ -112,7 +117,10 @@ def iter_with_force_tier(
                     item = json.loads(line)
                 except ValueError:
                     item = None
-                if isinstance(item, dict):
+                if is_batch_line(item) and isinstance(item["params"], dict):
+                    item["params"]["model"] = str(force_tier)  # a batch line forces by model
+                    out = json.dumps(item, ensure_ascii=False).encode() + b"\n"
+                elif isinstance(item, dict):
                     item["force_tier"] = force_tier
                     out = json.dumps(item, ensure_ascii=False).encode() + b"\n"
             buffer.append(out)

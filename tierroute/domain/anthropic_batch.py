@@ -40,8 +40,8 @@ def forced_tier(model: object, tiers: TierTable, where: str = "model") -> str | 
     if model == AUTO_MODEL:
         return None
     if isinstance(model, str):
-        if model in tiers.names:
-            return model
+        if model in tiers.names or model.isdigit():
+            return tiers.parse(model).name
         tier = tiers.by_model(model)
         if tier is not None:
             return tier.name
