@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit prism browser up bench clean
+.PHONY: demo test lint typecheck unit prism browser up bench bench-growth clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "tierroute needs Python 3.11+"'
@@ -49,6 +49,12 @@ unit: $(STAMP)
 bench: $(STAMP)
 	bash bench/install-tools.sh
 	$(BIN)/python -m bench
+
+# The read paths as the tables grow (bench/growth.py): filled in SQL to each size,
+# then timed; writes bench/results/growth.json. GROWTH_SIZES=1e5,1e6,5e6 adds 5M.
+GROWTH_SIZES ?= 1e5,1e6
+bench-growth: $(STAMP)
+	$(BIN)/python -m bench --only growth --growth-sizes $(GROWTH_SIZES)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

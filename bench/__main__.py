@@ -11,7 +11,7 @@ from pathlib import Path
 from bench.backing import PG_ADMIN_URL
 from bench.config import BenchConfig
 from bench.report import format_table
-from bench.runner import BENCHMARKS, run_benchmarks
+from bench.runner import BENCHMARKS, DEFAULT_BENCHMARKS, run_benchmarks
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,9 +38,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--api-rate", type=int, help="requests per second (api)")
     p.add_argument("--api-seconds", type=int, help="seconds of load (api)")
     p.add_argument("--classifier-prompts", type=int, help="prompts per classifier (classifiers)")
+    p.add_argument("--growth-sizes", help="growth: comma-separated job counts, e.g. 1e5,1e6")
     p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="Postgres to create a DB on")
     p.add_argument("--redis-url", help="Redis database to use (default: an empty one on :6379)")
     return p  # fmt: skip
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    """ "1e5,1e6" -> (100000, 1000000), ascending; None when not given."""
+    return tuple(sorted(int(float(part)) for part in text.split(","))) if text else None
 
 
 def config_from(args: argparse.Namespace) -> BenchConfig:
@@ -62,6 +68,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         "api_rate": args.api_rate,
         "api_seconds": args.api_seconds,
         "classifier_prompts": args.classifier_prompts,
+        "growth_sizes": _sizes(args.growth_sizes),
     }
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -74,7 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     config = config_from(args)
     results, errors = run_benchmarks(
-        config, args.only or BENCHMARKS, pg_admin_url=args.pg_admin_url, redis_url=args.redis_url
+        config,
+        args.only or DEFAULT_BENCHMARKS,
+        pg_admin_url=args.pg_admin_url,
+        redis_url=args.redis_url,
     )
     print()
     print(format_table(results))

@@ -42,6 +42,9 @@ class BenchConfig:
     api_seconds: int = 30
     # (f) classifiers: prompts each classifier decides (local, hybrid, llm).
     classifier_prompts: int = 2000
+    # Jobs the growth benchmark fills the tables to, one timing pass per size; `make
+    # bench` runs the smallest, `make bench-growth` these (5M with GROWTH_SIZES).
+    growth_sizes: tuple[int, ...] = (100_000,)
     # (g) calls: seconds each case of bench/calls.py is measured for.
     calls_seconds: float = 8.0
     # Give up waiting for a batch after this long (partial results are still written).
@@ -64,6 +67,7 @@ class BenchConfig:
             naive_prompts=100,
             api_seconds=2,
             classifier_prompts=60,
+            growth_sizes=(3_000,),
             calls_seconds=1.0,
             timeout_s=120.0,
         )

@@ -8,7 +8,18 @@ import traceback
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from bench import adversarial, api_latency, calls, classifiers, latency, memory, pipeline, submit
+from bench import (
+    adversarial,
+    api_latency,
+    calls,
+    classifiers,
+    growth,
+    latency,
+    memory,
+    pipeline,
+    rollups,
+    submit,
+)
 from bench.backing import PG_ADMIN_URL, Backing, fresh_backing
 from bench.config import BenchConfig
 from bench.report import Result, read_result, write_result
@@ -24,7 +35,12 @@ BENCHMARKS = (
     "classifiers",
     "calls",
     "memory",
+    "rollups",
+    "growth",
 )
+# Run only when named (--only): the rollups comparison runs the pipeline four times.
+OPT_IN = ("rollups",)
+DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in OPT_IN)
 
 log = logging.getLogger("bench")
 
@@ -50,6 +66,10 @@ def _run_one(
         return api_latency.run(config, backing)
     if name == "adversarial":
         return adversarial.run(config, backing)
+    if name == "rollups":
+        return rollups.run(config, backing)
+    if name == "growth":
+        return growth.run(config, backing)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 

@@ -16,8 +16,10 @@ Revises: 0008
 
 Triggers on model_calls, jobs, ratings and routing_decisions update them in the
 writer's transaction, so a reader never sees a call without its sums. Each
-writer adds to the row of its own shard (backend pid mod 4) so concurrent
-workers do not queue on one hot row until commit; readers sum the shards.
+writer adds to the row of its own shard (backend pid mod 4, or the
+tierroute.rollup_shards setting) so concurrent workers do not queue on one hot
+row until commit; readers sum the shards. The tables leave half of each page free
+(fillfactor 50) so the constant updates stay HOT: no index entry per update.
 Deleting raw rows (tierroute prune) does not subtract: the rollups keep history.
 
 The views savings, cost_by_tier_day and tier_quality keep their names and
@@ -120,7 +122,7 @@ TABLES = [
         purpose varchar(20) NOT NULL,
         shard smallint NOT NULL DEFAULT 0,
         {_columns(CALL_SUMS)}
-    )
+    ) WITH (fillfactor = 50)
     """,
     f"""CREATE UNIQUE INDEX uq_rollup_calls_hourly ON rollup_calls_hourly ({CALL_KEY})
         NULLS NOT DISTINCT""",
@@ -137,7 +139,7 @@ TABLES = [
         rated_jobs bigint NOT NULL DEFAULT 0,
         ratings bigint NOT NULL DEFAULT 0,
         satisfaction_sum double precision NOT NULL DEFAULT 0
-    )
+    ) WITH (fillfactor = 50)
     """,
     f"""CREATE UNIQUE INDEX uq_rollup_jobs_hourly ON rollup_jobs_hourly ({JOB_KEY})
         NULLS NOT DISTINCT""",
@@ -158,7 +160,7 @@ TABLES = [
         shard smallint NOT NULL DEFAULT 0,
         {_columns(BATCH_SUMS)},
         PRIMARY KEY (batch_id, shard)
-    )
+    ) WITH (fillfactor = 50)
     """,
     """
     CREATE TABLE rollup_state (
@@ -177,6 +179,14 @@ DECIDED_BY = """CASE WHEN d.classifier = 'hybrid' AND d.classifier_version LIKE 
 HOUR = "date_trunc('hour', {col} AT TIME ZONE 'UTC')"
 
 FUNCTIONS = [
+    # Shards per rollup row: 4 unless the database or role sets tierroute.rollup_shards
+    # (1 puts every writer on one row, as the rollups benchmark compares).
+    f"""
+    CREATE FUNCTION tierroute_rollup_shards() RETURNS int LANGUAGE sql STABLE AS $$
+        SELECT greatest(coalesce(
+            nullif(current_setting('tierroute.rollup_shards', true), '')::int, {SHARDS}), 1)
+    $$
+    """,
     f"""
     CREATE FUNCTION tierroute_rollup_call() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
@@ -187,7 +197,7 @@ FUNCTIONS = [
         j_tier text;
         j_created timestamptz;
         first_job int := 0;
-        my_shard smallint := pg_backend_pid() % {SHARDS};
+        my_shard smallint := pg_backend_pid() % tierroute_rollup_shards();
     BEGIN
         IF c.job_id IS NOT NULL THEN
             SELECT api_key_id, batch_id, status, tier, created_at
@@ -254,10 +264,10 @@ FUNCTIONS = [
         ON CONFLICT ({JOB_KEY}) DO UPDATE SET {_add(JOB_SUMS)};
     END $$
     """,
-    f"""
+    """
     CREATE FUNCTION tierroute_rollup_job() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
-        my_shard smallint := pg_backend_pid() % {SHARDS};
+        my_shard smallint := pg_backend_pid() % tierroute_rollup_shards();
     BEGIN
         IF TG_OP = 'UPDATE' THEN
             PERFORM tierroute_rollup_job_delta(OLD, OLD.status, OLD.tier, -1, my_shard);
@@ -285,7 +295,8 @@ FUNCTIONS = [
           FROM ratings WHERE job_id = NEW.job_id AND id <= NEW.id;
         INSERT INTO rollup_jobs_hourly AS r ({JOB_KEY}, rated_jobs, ratings, satisfaction_sum)
         VALUES ({HOUR.format(col="j.created_at")}, j.api_key_id, j.tier, 'succeeded',
-                pg_backend_pid() % {SHARDS}, CASE WHEN n_before = 0 THEN 1 ELSE 0 END, 1,
+                pg_backend_pid() % tierroute_rollup_shards(),
+                CASE WHEN n_before = 0 THEN 1 ELSE 0 END, 1,
                 avg_after - avg_before)
         ON CONFLICT ({JOB_KEY}) DO UPDATE SET {_add(["rated_jobs", "ratings", "satisfaction_sum"])};
         RETURN NULL;
@@ -534,6 +545,7 @@ def downgrade() -> None:
         "tierroute_rollup_job()",
         "tierroute_rollup_job_delta(jobs, text, text, int, smallint)",
         "tierroute_rollup_call()",
+        "tierroute_rollup_shards()",
     ]:
         op.execute(f"DROP FUNCTION {function}")
     for table in [

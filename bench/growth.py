@@ -1,0 +1,277 @@
+"""Growth: the read paths at 0.1M, 1M (and 5M) jobs, the tables filled in SQL.
+
+Each size adds jobs to the same database as a team's months of use would leave
+them: spread over 60 days and 5 keys, batches of 1,000 plus one of 100,000, each
+job with its routing decision, 1.2 model calls on average (every answered job's
+completion, a classifier call for a quarter of jobs), 5 % of answered jobs rated,
+prompts and answers of about a kilobyte each. The triggers are off while it
+fills (session_replication_role = replica); `tierroute_rollup_rebuild` then
+computes the rollups, as `tierroute rollup --rebuild` does, and is timed.
+
+At each size, median of 5 after one warm-up, in this process through the same
+functions the API calls (no HTTP): the report (global, the busiest key, a key
+with no jobs), the dashboard's data and HTML, /metrics' aggregates, the 100k
+batch's status, and `SELECT *` of each analyst view.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from sqlalchemy.orm import Session
+
+from bench.backing import Backing
+from bench.config import BenchConfig
+from bench.report import Result
+from tierroute.config import default_tier_table
+from tierroute.dashboard import dashboard_html
+from tierroute.store.aggregates import read_aggregates
+from tierroute.store.engine import make_engine
+from tierroute.store.jobs import batch_view
+from tierroute.store.report import build_report
+
+KEYS = 5
+BATCH = 1_000
+BIG_BATCH = 100_000
+DAYS = 60
+REPEATS = 5
+VIEWS = ("savings", "cost_by_tier_day", "tier_quality")
+BIG_BATCH_ID = uuid.UUID("00000000-0000-4000-8000-000000100000")
+
+
+def _key(n: str) -> str:
+    return f"('00000000-0000-4000-8000-' || lpad(({n})::text, 12, '0'))::uuid"
+
+
+def _batch(n: str) -> str:
+    return f"('00000000-0000-4000-9000-' || lpad(({n})::text, 12, '0'))::uuid"
+
+
+# Keys 0..KEYS-1 have jobs, key KEYS none. Jobs lo..hi-1: job n is in batch n / 1000
+# (the first 100k in one batch), has its batch's key and day, and statuses, tiers and
+# ratings from hashes of n.
+FILL = [
+    f"""
+    INSERT INTO api_keys (id, name, prefix, key_hash)
+    SELECT {_key("k")}, 'key ' || k, 'trk_g' || k, md5('growth' || k)
+      FROM generate_series(0, {KEYS}) k
+    ON CONFLICT DO NOTHING
+    """,
+    f"""
+    INSERT INTO batches (id, api_key_id, job_count, created_at)
+    SELECT CASE WHEN b = 0 THEN '{BIG_BATCH_ID}'::uuid ELSE {_batch("b")} END,
+           {_key(f"mod(b, {KEYS})")},
+           CASE WHEN b = 0 THEN {BIG_BATCH} ELSE {BATCH} END,
+           CASE WHEN b = 0 THEN now() - interval '1 day'
+                ELSE now() - interval '{DAYS} days' * ((hashint4(b) & 65535) / 65536.0) END
+      FROM generate_series(
+               CASE WHEN %(lo)s < {BIG_BATCH} THEN 0 ELSE %(lo)s / {BATCH} END,
+               (%(hi)s - 1) / {BATCH}) b
+     WHERE b = 0 OR b >= {BIG_BATCH // BATCH}
+    ON CONFLICT DO NOTHING
+    """,
+    f"""
+    INSERT INTO jobs (id, batch_id, api_key_id, status, prompt, system, max_tokens, tier,
+                      attempts, result_text, error, created_at, enqueued_at, classified_at,
+                      started_at, finished_at, updated_at)
+    SELECT ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid, b.id, b.api_key_id,
+           s.status, p.prompt, 'You are a helpful assistant.', 1024, t.tier, 1,
+           CASE WHEN s.status = 'succeeded' THEN p.answer END,
+           CASE WHEN s.status IN ('failed', 'dead') THEN 'overloaded' END,
+           at, at, at + interval '1 second', at + interval '2 seconds',
+           at + interval '5 seconds', at + interval '5 seconds'
+      FROM generate_series(%(lo)s, %(hi)s - 1) n
+      JOIN batches b ON b.id = CASE WHEN n < {BIG_BATCH} THEN '{BIG_BATCH_ID}'::uuid
+                                    ELSE {_batch(f"n / {BATCH}")} END
+      CROSS JOIN LATERAL (SELECT b.created_at + mod(n, {BATCH}) * interval '50 ms' AS at) a
+      CROSS JOIN LATERAL (SELECT CASE WHEN (hashint4(n) & 127) < 123 THEN 'succeeded'
+                                      WHEN (hashint4(n) & 127) < 125 THEN 'failed'
+                                      WHEN (hashint4(n) & 127) < 126 THEN 'dead'
+                                      ELSE 'cancelled' END AS status) s
+      CROSS JOIN LATERAL (SELECT CASE WHEN (hashint4(n + 7) & 15) < 8 THEN 'haiku'
+                                      WHEN (hashint4(n + 7) & 15) < 14 THEN 'sonnet'
+                                      ELSE 'opus' END AS tier) t
+      CROSS JOIN LATERAL (SELECT repeat(md5(n::text) || ' explain this ', 22) AS prompt,
+                                 repeat(md5((n + 1)::text) || ' here is the answer ', 20)
+                                     AS answer) p
+    """,
+    """
+    INSERT INTO routing_decisions (job_id, tier, proposed_tier, confidence, score, reasoning,
+                                   classifier, classifier_version, cost_ratio, created_at)
+    SELECT j.id, j.tier, j.tier, 0.9, 0.5, 'local model', 'hybrid',
+           CASE WHEN (hashint4(n + 3) & 3) = 0 THEN 'v1+llm' ELSE 'v1' END, 0.2,
+           j.classified_at
+      FROM generate_series(%(lo)s, %(hi)s - 1) n
+      JOIN jobs j ON j.id = ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid
+    """,
+    """
+    INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,
+                             cache_creation_input_tokens, cache_read_input_tokens, cost_usd,
+                             cost_if_opus_usd, latency_ms, request_id, stop_reason, simulated,
+                             created_at)
+    SELECT j.id, c.purpose, m.model, c.tier, 600, c.output, 0,
+           CASE WHEN (hashint4(n + 5) & 7) = 0 THEN 400 ELSE 0 END,
+           c.cost, c.if_opus, 300 + (hashint4(n + 9) & 4095), 'req_' || n || c.purpose,
+           'end_turn', true, j.started_at + interval '2 seconds'
+      FROM generate_series(%(lo)s, %(hi)s - 1) n
+      JOIN jobs j ON j.id = ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid
+      CROSS JOIN LATERAL (
+          SELECT 'complete' AS purpose, j.tier AS tier, 400 AS output,
+                 (600 * p.i + 400 * p.o) / 1e6 AS cost, (600 * 5 + 400 * 25) / 1e6 AS if_opus
+            FROM (SELECT CASE j.tier WHEN 'haiku' THEN 1 WHEN 'sonnet' THEN 3 ELSE 5 END AS i,
+                         CASE j.tier WHEN 'haiku' THEN 5 WHEN 'sonnet' THEN 15 ELSE 25 END AS o)
+                 p
+           WHERE j.status IN ('succeeded', 'failed')
+          UNION ALL
+          SELECT 'classify', 'haiku', 60, (600 * 1 + 60 * 5) / 1e6, 0
+           WHERE (hashint4(n + 3) & 3) = 0) c
+      CROSS JOIN LATERAL (SELECT CASE c.tier WHEN 'haiku' THEN 'claude-haiku-4-5'
+                                             WHEN 'sonnet' THEN 'claude-sonnet-4-5'
+                                             ELSE 'claude-opus-4-6' END AS model) m
+    """,
+    """
+    INSERT INTO ratings (job_id, satisfaction, created_at)
+    SELECT j.id, ((hashint4(n + 11) & 1023) / 1023.0), j.finished_at + interval '1 hour'
+      FROM generate_series(%(lo)s, %(hi)s - 1) n
+      JOIN jobs j ON j.id = ('00000000-0000-4000-a000-' || lpad(n::text, 12, '0'))::uuid
+     WHERE j.status = 'succeeded' AND mod(hashint4(n + 13), 20) = 0
+    """,
+]
+SIZE_BYTES = """
+    SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(
+        ARRAY['jobs', 'model_calls', 'routing_decisions', 'ratings', 'batches']::regclass[]) t
+"""
+
+
+def _label(jobs: int) -> str:
+    return f"{jobs / 1e6:g}m"
+
+
+def fill(url: str, lo: int, hi: int, chunk: int = 250_000) -> float:
+    """Add jobs lo..hi-1 with their decisions, calls and ratings; returns seconds."""
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
+        for start in range(lo, hi, chunk):
+            params = {"lo": start, "hi": min(start + chunk, hi)}
+            with conn.transaction():
+                for sql in FILL:
+                    conn.execute(sql, params)
+        conn.execute("VACUUM ANALYZE")
+    return time.monotonic() - started
+
+
+def rebuild(url: str) -> float:
+    """Recompute the rollups from the raw rows, as `tierroute rollup --rebuild`; seconds."""
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT tierroute_rollup_rebuild(NULL)")
+        conn.execute("ANALYZE")
+    return time.monotonic() - started
+
+
+def _median_ms(session_of: Callable[[], Session], read: Callable[[Session], Any]) -> float:
+    times = []
+    for i in range(REPEATS + 1):
+        with session_of() as session:
+            started = time.perf_counter()
+            read(session)
+            elapsed = time.perf_counter() - started
+        if i:  # the first is a warm-up: plans and caches
+            times.append(elapsed * 1000)
+    return statistics.median(times)
+
+
+def time_reads(url: str) -> dict[str, float]:
+    """Milliseconds (median of REPEATS) of each read path at the current size."""
+    engine = make_engine(url.replace("postgresql://", "postgresql+psycopg://", 1), pool_size=1)
+    tiers = default_tier_table()
+    busiest, empty = uuid.UUID(_key_literal(0)), uuid.UUID(_key_literal(KEYS))
+
+    def session_of() -> Session:
+        return Session(engine)
+
+    paths: dict[str, Callable[[Session], Any]] = {
+        "report": lambda s: build_report(s, tiers),
+        "report_key": lambda s: build_report(s, tiers, api_key_id=busiest),
+        "report_empty_key": lambda s: build_report(s, tiers, api_key_id=empty),
+        "dashboard": lambda s: dashboard_html(s, tiers),
+        "metrics": read_aggregates,
+        "batch_status": lambda s: batch_view(s, BIG_BATCH_ID),
+        **{f"view_{v}": _select_all(v) for v in VIEWS},
+    }
+    try:
+        return {name: _median_ms(session_of, read) for name, read in paths.items()}
+    finally:
+        engine.dispose()
+
+
+def _select_all(view: str) -> Callable[[Session], Any]:
+    from sqlalchemy import text
+
+    return lambda s: s.execute(text(f"SELECT * FROM {view}")).all()
+
+
+def _key_literal(k: int) -> str:
+    return f"00000000-0000-4000-8000-{k:012d}"
+
+
+def run(config: BenchConfig, backing: Backing) -> Result:
+    """Grow the tables through config.growth_sizes and time every read path at each."""
+    result = Result("growth")
+    url = backing.psycopg_url
+    backing.reset()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO rollup_state (id) VALUES (1) ON CONFLICT DO NOTHING")
+    have = 0
+    sizes: list[dict[str, Any]] = []
+    for size in config.growth_sizes:
+        label = _label(size)
+        fill_s = fill(url, have, size)
+        have = size
+        rebuild_s = rebuild(url)
+        reads = time_reads(url)
+        with psycopg.connect(url) as conn:
+            row = conn.execute(SIZE_BYTES).fetchone()
+            counts = conn.execute(
+                "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM model_calls)"
+            ).fetchone()
+        assert row is not None and counts is not None
+        for name, ms in reads.items():
+            result.figures[f"{name}_ms_{label}"] = ms
+        result.figures[f"views_ms_{label}_max"] = max(reads[f"view_{v}"] for v in VIEWS)
+        result.figures[f"rebuild_s_{label}"] = rebuild_s
+        result.figures[f"bytes_per_job_{label}"] = int(row[0]) / size
+        sizes.append(
+            {
+                "jobs": int(counts[0]),
+                "model_calls": int(counts[1]),
+                "fill_s": round(fill_s, 1),
+                "rebuild_s": round(rebuild_s, 1),
+                "bytes": int(row[0]),
+                "reads_ms": {k: round(v, 2) for k, v in reads.items()},
+            }
+        )
+    result.figures["bytes_per_job"] = result.figures[f"bytes_per_job_{_label(have)}"]
+    first, last = _label(config.growth_sizes[0]), _label(config.growth_sizes[-1])
+    for name in ("report", "dashboard", "metrics", "batch_status"):
+        small = result.figures[f"{name}_ms_{first}"]
+        result.figures[f"{name}_growth_{last}_vs_{first}"] = (
+            result.figures[f"{name}_ms_{last}"] / small if small else 0.0
+        )
+    result.settings = {
+        "sizes": list(config.growth_sizes),
+        "keys": KEYS,
+        "days": DAYS,
+        "batch": BATCH,
+        "big_batch": BIG_BATCH,
+        "repeats": REPEATS,
+        "timing": "in-process calls of the functions the API serves, median after a warm-up",
+    }
+    result.details = {"sizes": sizes}
+    return result
