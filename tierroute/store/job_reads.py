@@ -3,7 +3,7 @@
 Clients poll job status, so this GET is the API's busiest route. Through the ORM
 (a Session, three statements with their identity-map work) it cost several times
 the CPU of plain rows on the pooled psycopg connection. The view itself is built by
-`jobs.view_of`, the same code as the ORM path.
+`jobs.view_of`, as the batch result stream's lines are.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ CALLS = """
 
 
 def read_job_view(job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> dict[str, Any]:
-    """The job's view (as `jobs.job_view`), or NotFound, also for another key's job."""
+    """The job's view (`jobs.view_of`), or NotFound, also for another key's job."""
     with raw_autocommit() as cur:
         cur.row_factory = namedtuple_row
         cur.execute(JOB, {"id": job_id})
