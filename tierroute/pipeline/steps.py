@@ -29,6 +29,7 @@ from tierroute.pipeline.conversation import (
     apply_floor,
     call_params_of,
     keep_adaptations,
+    keep_content,
     sticky_floor,
 )
 from tierroute.store import leases, transitions
@@ -283,6 +284,8 @@ def finish_call(
         raise  # Postgres stayed away: the job's lease runs out and it is tried again
     except Exception as exc:
         _fail_unstorable(job_id, result, exc)
+    else:
+        keep_content(job_id, result.message)
     return None
 
 

@@ -152,6 +152,25 @@ def _faulty_structured_reply(
     return truncate_to_tokens(text, remaining), "end_turn", None
 
 
+def _forced_tool_use(body: dict[str, Any], seed: int) -> dict[str, Any] | None:
+    """A `tool_use` block when `tool_choice` forces a tool call, with input fitting its schema."""
+    choice = body.get("tool_choice") or {}
+    tools = [tool for tool in body.get("tools") or [] if isinstance(tool, dict)]
+    if choice.get("type") not in ("any", "tool") or not tools:
+        return None
+    named = [tool for tool in tools if tool.get("name") == choice.get("name")]
+    tool = named[0] if named else tools[0]
+    schema = tool.get("input_schema") or {"type": "object"}
+    value = SchemaGenerator(schema, random.Random(seed)).generate(schema)
+    return {
+        "type": "tool_use",
+        "id": f"toolu_sim_{seed % 10**12:012d}",
+        "name": tool.get("name", "tool"),
+        "input": value if isinstance(value, dict) else {},
+        "caller": {"type": "direct"},
+    }
+
+
 def build_reply(
     request: MessageRequest, body: dict[str, Any], config: SimulatorConfig, input_tokens: int
 ) -> Reply:
@@ -167,6 +186,12 @@ def build_reply(
     remaining = request.max_tokens - thinking_tokens
     details: dict[str, Any] | None = None
 
+    tool_use = _forced_tool_use(body, seed)
+    if tool_use is not None:
+        # A forced tool_choice: the model answers with a call of that tool, and stops.
+        content.append(tool_use)
+        tokens = count_text_tokens(json.dumps(tool_use["input"]))
+        return Reply(content, "tool_use", thinking_tokens + tokens, thinking_tokens)
     fault = config.classifier_fault if config.faults_apply_to(request.model) else None
     if request.schema is not None and fault is not None:
         text, stop_reason, details = _faulty_structured_reply(request, fault, remaining)
