@@ -75,6 +75,31 @@ def test_a_tier_name_or_a_model_forces_the_tier(client: anthropic.Anthropic) -> 
         assert raw.headers["x-tierroute-tier"] == tier
 
 
+def test_a_forced_tool_call_comes_back_as_a_tool_use_block(client: anthropic.Anthropic) -> None:
+    raw = client.messages.with_raw_response.create(
+        model="tierroute-auto",
+        max_tokens=200,
+        messages=[{"role": "user", "content": "What is the weather in Rome?"}],
+        tools=[
+            {
+                "name": "weather",
+                "description": "Current weather for a city",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"city": {"type": "string"}},
+                    "required": ["city"],
+                },
+            }
+        ],
+        tool_choice={"type": "tool", "name": "weather"},
+    )
+    assert problems("Message", json.loads(raw.http_response.text)) == []
+    message = raw.parse()
+    assert message.stop_reason == "tool_use"
+    call = next(block for block in message.content if block.type == "tool_use")
+    assert call.name == "weather" and "city" in call.input  # type: ignore[operator]
+
+
 def test_a_bearer_key_works_too(stack: RunningStack) -> None:
     with anthropic.Anthropic(
         base_url=stack.api_url, api_key=None, auth_token=stack.api_key, max_retries=0

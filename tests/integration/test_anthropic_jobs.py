@@ -123,3 +123,26 @@ def test_sticky_true_keys_a_conversation_by_its_opening(rt: Runtime) -> None:
     assert first["tier"] == "opus"
     turns = [opening, {"role": "assistant", "content": "ok"}, {"role": "user", "content": EASY}]
     assert run(rt, submit({"messages": turns, "sticky": True}))["tier"] == "opus"
+
+
+def test_a_tool_call_answer_keeps_its_blocks(rt: Runtime) -> None:
+    tool = {
+        "name": "lookup",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    body = {
+        "prompt": "Weather in Rome?",
+        "tools": [tool],
+        "tool_choice": {"type": "tool", "name": "lookup"},
+        "force_tier": "sonnet",
+    }
+    job_id = submit(body)
+    view = run(rt, job_id)
+    assert view["status"] == JobStatus.SUCCEEDED and view["stop_reason"] == "tool_use"
+    blocks = request_params(job_id)["response_content"]
+    call = next(block for block in blocks if block["type"] == "tool_use")
+    assert call["name"] == "lookup" and isinstance(call["input"], dict)
+    # A plain answer stores no blocks: its text is the whole answer.
+    plain = submit({"prompt": "hello", "temperature": 0.5, "force_tier": "haiku"})
+    run(rt, plain)
+    assert "response_content" not in request_params(plain)

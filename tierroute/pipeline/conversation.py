@@ -7,6 +7,8 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from anthropic.types import Message
+
 from tierroute.domain.anthropic_request import PARAMS_MARKER
 from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.tiers import TierTable
@@ -14,6 +16,8 @@ from tierroute.store import request_params
 from tierroute.store.engine import raw_autocommit
 
 log = logging.getLogger(__name__)
+# Blocks whose text the job's result holds (thinking is never part of the answer).
+TEXT_BLOCKS = frozenset({"text", "thinking", "redacted_thinking"})
 
 
 def floor_of(tiers: TierTable, earlier: set[str] | None) -> str | None:
@@ -70,3 +74,16 @@ def keep_adaptations(job_id: uuid.UUID, model: str, rules: list[str]) -> None:
     with raw_autocommit() as cur:
         request_params.record_adaptations(cur, job_id, model, rules)
     log.debug("job %s adapted for %s: %s", job_id, model, "; ".join(rules))
+
+
+def keep_content(job_id: uuid.UUID, message: Message) -> None:
+    """Keep an answer's blocks when its text alone would lose some (a tool call)."""
+    if all(block.type in TEXT_BLOCKS for block in message.content):
+        return  # the job's result text is the whole answer
+    blocks = [block.model_dump(mode="json") for block in message.content]
+    try:
+        with raw_autocommit() as cur:
+            request_params.record_content(cur, job_id, blocks)
+    except Exception:
+        # The job has succeeded and its text is kept; only the blocks are missing.
+        log.exception("job %s: its answer's content blocks could not be stored", job_id)

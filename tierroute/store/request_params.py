@@ -19,6 +19,12 @@ RECORD_ADAPTATIONS = """
        AND request_params->>'adapted_for' IS DISTINCT FROM %(model)s::text
 """
 
+RECORD_CONTENT = """
+    UPDATE jobs SET request_params = coalesce(request_params, '{}')
+                        || jsonb_build_object('response_content', %(content)s::jsonb)
+     WHERE id = %(id)s
+"""
+
 # Tiers of earlier turns of each job's conversation (same key, same conversation):
 # an earlier turn has fewer user turns, or as many and was created before.
 EARLIER_TURN_TIERS = """
@@ -46,6 +52,11 @@ def load(cur: Any, job_id: uuid.UUID) -> dict[str, Any] | None:
 def record_adaptations(cur: Any, job_id: uuid.UUID, model: str, rules: list[str]) -> None:
     """Keep on the job the rules that translated or dropped its parameters for `model`."""
     cur.execute(RECORD_ADAPTATIONS, {"id": job_id, "model": model, "rules": json.dumps(rules)})
+
+
+def record_content(cur: Any, job_id: uuid.UUID, blocks: list[dict[str, Any]]) -> None:
+    """Keep an answer's content blocks, for answers that are more than text."""
+    cur.execute(RECORD_CONTENT, {"id": job_id, "content": json.dumps(blocks)})
 
 
 def earlier_turn_tiers(cur: Any, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
