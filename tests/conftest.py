@@ -211,6 +211,7 @@ def truncate_all(database_url: str) -> None:
     engine = db.make_engine(database_url, pool_size=1)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+        conn.execute(text("UPDATE rollup_state SET pruned_before = NULL"))
     engine.dispose()
 
 

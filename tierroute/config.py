@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     # Seconds an API process reuses the Postgres aggregates of /metrics, so scrapers
     # cost one table pass per window however many they are; 0 reads on every scrape.
     metrics_cache_s: float = Field(default=10.0, ge=0)
+    # Retention (tierroute/store/retention.py): finished jobs and their calls older than
+    # this many days are pruned by the classify worker's beat, once an hour, after
+    # being archived as gzip JSONL under retention_archive_dir when it is set. Unset:
+    # kept forever. The rollups keep every pruned call's sums either way.
+    retention_days: float | None = Field(default=None, gt=0)
+    retention_archive_dir: Path | None = None
     # Shadow judging (tierroute/pipeline/shadow.py): this share of finished jobs (by a hash of
     # the job id; 0 = off) is also answered on the neighbouring tier, and a judge
     # (default: the top tier's model) says whether the cheaper answer is as good.

@@ -17,6 +17,7 @@ COMPLETE = "tierroute.complete"
 COMPLETE_MANY = "tierroute.complete_many"
 SHADOW = "tierroute.shadow"
 BATCH_API_POLL = "tierroute.batch_api.poll"
+RETENTION_PRUNE = "tierroute.retention.prune"
 
 
 def tier_queues(tiers: TierTable) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ FOR UPDATE SKIP LOCKED, so duplicate ticks only cost a few queries.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task
@@ -22,6 +23,7 @@ from celery.signals import worker_ready, worker_shutdown
 from tierroute.config import get_settings
 from tierroute.messages import BATCH_API_POLL as POLL
 from tierroute.messages import CLASSIFY_QUEUE as QUEUE
+from tierroute.messages import RETENTION_PRUNE as PRUNE
 from tierroute.pipeline.message_batches import poll_once
 from tierroute.runtime import get_runtime
 from tierroute.store.retry import DATABASE_ERRORS
@@ -29,6 +31,7 @@ from worker.celery_app import app
 
 log = logging.getLogger(__name__)
 _beat: Any = None
+RETENTION_EVERY_S = 3600.0  # prunes are idempotent and take rows with SKIP LOCKED
 
 
 @app.task(name=POLL, bind=True, ignore_result=True)
@@ -40,9 +43,28 @@ def poll(self: Task) -> None:
         log.warning("batch poll: database unavailable (%s); the next tick tries again", exc)
 
 
-def beat_schedule(poll_s: float) -> dict[str, Any]:
-    """The schedule: one poll every `poll_s` seconds on the classify queue."""
-    return {
+@app.task(name=PRUNE, bind=True, ignore_result=True)
+def prune(self: Task) -> None:
+    """Archive and delete finished jobs older than TIERROUTE_RETENTION_DAYS (if set)."""
+    from tierroute.store.engine import session_scope
+    from tierroute.store.retention import prune as prune_rows
+
+    settings = get_runtime().settings
+    if settings.retention_days is None:
+        return
+    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    try:
+        done = prune_rows(session_scope, cutoff, archive_dir=settings.retention_archive_dir)
+    except DATABASE_ERRORS as exc:
+        log.warning("retention: database unavailable (%s); the next tick tries again", exc)
+        return
+    log.info("retention: pruned %d jobs and %d calls older than %s", done.jobs, done.calls, cutoff)
+
+
+def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:
+    """The schedule: one poll every `poll_s` seconds on the classify queue, and with
+    retention on, one prune an hour."""
+    schedule: dict[str, Any] = {
         "tierroute-batch-api-poll": {
             "task": POLL,
             "schedule": poll_s,
@@ -51,6 +73,13 @@ def beat_schedule(poll_s: float) -> dict[str, Any]:
             "options": {"queue": QUEUE, "expires": max(60.0, 10 * poll_s)},
         }
     }
+    if retention_days is not None:
+        schedule["tierroute-retention-prune"] = {
+            "task": PRUNE,
+            "schedule": RETENTION_EVERY_S,
+            "options": {"queue": QUEUE, "expires": RETENTION_EVERY_S},
+        }
+    return schedule
 
 
 def _consumes_classify(consumer: Any) -> bool:
@@ -63,7 +92,8 @@ def _start_beat(sender: Any = None, **_: Any) -> None:
     global _beat
     if not _consumes_classify(sender) or _beat is not None:
         return
-    app.conf.beat_schedule = beat_schedule(get_settings().batch_api_poll_s)
+    settings = get_settings()
+    app.conf.beat_schedule = beat_schedule(settings.batch_api_poll_s, settings.retention_days)
     _beat = EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
     _beat.start()
     log.info("batch poll beat running in this classify worker")

@@ -429,3 +429,4 @@ main.add_command(routing.eval_rubric)
 from tierroute.cli import tables  # noqa: E402
 
 main.add_command(tables.rollup)
+main.add_command(tables.prune)

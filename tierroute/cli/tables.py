@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import time
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
 
 def _session_scope() -> AbstractContextManager[Session]:
+    _init_engine()
+    from tierroute.store.engine import session_scope
+
+    return session_scope()
+
+
+def _init_engine() -> None:
     from tierroute.config import get_settings
-    from tierroute.store.engine import init_engine, session_scope
+    from tierroute.store.engine import init_engine
 
     init_engine(get_settings())
-    return session_scope()
 
 
 @click.command()
@@ -33,3 +41,43 @@ def rollup(rebuild: bool) -> None:
     with _session_scope() as session:
         rollups.rebuild(session)
     click.echo(f"rollups rebuilt from raw rows in {time.monotonic() - started:.1f} s")
+
+
+def parse_age(text: str) -> timedelta:
+    """'90d', '12h', '30m' or a bare number of days, as a timedelta."""
+    units = {"d": "days", "h": "hours", "m": "minutes"}
+    value, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "d")
+    try:
+        amount = float(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r}: give a number of days (90d), hours or minutes"
+        ) from None
+    if amount <= 0:
+        raise click.BadParameter("the age must be positive")
+    return timedelta(**{units[unit]: amount})
+
+
+@click.command()
+@click.option("--older-than", "older_than", required=True, help="Age of the rows to drop: 90d.")
+@click.option(
+    "--archive",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for gzip JSONL exports of the rows, written before they are deleted.",
+)
+@click.option("--chunk", default=1_000, show_default=True, help="Jobs per transaction.")
+def prune(older_than: str, archive: Path | None, chunk: int) -> None:
+    """Delete finished jobs and their calls older than --older-than; rollups keep their sums."""
+    from tierroute.store.engine import session_scope
+    from tierroute.store.retention import prune as prune_rows
+
+    cutoff = datetime.now(UTC) - parse_age(older_than)
+    _init_engine()
+    done = prune_rows(session_scope, cutoff, archive_dir=archive, chunk=chunk)
+    click.echo(
+        f"pruned {done.jobs:,} jobs and {done.calls:,} calls from before "
+        f"{cutoff.isoformat(timespec='seconds')} in {done.seconds:.1f} s"
+    )
+    for path in done.archive:
+        click.echo(f"archived to {path}")

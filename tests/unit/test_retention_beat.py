@@ -1,0 +1,27 @@
+"""TIERROUTE_RETENTION_DAYS puts an hourly prune on the classify worker's beat."""
+
+from __future__ import annotations
+
+import pytest
+
+from tierroute.config import Settings
+from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE
+from worker.batch_tasks import RETENTION_EVERY_S, beat_schedule
+
+
+def test_no_prune_without_retention() -> None:
+    assert all(e["task"] != RETENTION_PRUNE for e in beat_schedule(5.0).values())
+
+
+def test_prune_hourly_with_retention() -> None:
+    (entry,) = [e for e in beat_schedule(5.0, 90).values() if e["task"] == RETENTION_PRUNE]
+    assert entry["schedule"] == RETENTION_EVERY_S == 3600.0
+    assert entry["options"]["queue"] == CLASSIFY_QUEUE
+
+
+def test_retention_days_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIERROUTE_RETENTION_DAYS", "0")
+    with pytest.raises(ValueError):
+        Settings()
+    monkeypatch.setenv("TIERROUTE_RETENTION_DAYS", "90")
+    assert Settings().retention_days == 90

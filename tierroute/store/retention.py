@@ -1,0 +1,165 @@
+"""Retention: export finished jobs older than a cutoff, with their calls, then delete them.
+
+What goes: jobs that finished (succeeded, failed, dead, cancelled) and were both
+created and finished before the cutoff, with their routing decision, model calls,
+ratings and shadow verdict (ON DELETE CASCADE), and /v1/route classifier calls
+(no job) billed before it. Nothing in flight is touched, and a job a worker holds
+locked is skipped (SKIP LOCKED) for a later run.
+
+What stays: the rollups (migration 0009), which triggers filled as the rows were
+stored and which deletes do not subtract from, so the report, dashboard, /metrics
+and the analyst views still count the pruned spend; batches and API keys.
+
+It deletes in chunks of `chunk` jobs, each its own short transaction with a lock
+timeout, so the pipeline's writers never wait long behind it. With an archive
+directory, each chunk is first appended to gzip-compressed JSONL files (one JSON
+object a line, as Postgres's to_jsonb writes the row: exact numerics, ISO times).
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from tierroute.domain.status import FINISHED
+
+_FINISHED = ", ".join(f"'{status}'" for status in sorted(FINISHED))
+PICK_JOBS = f"""
+    SELECT id FROM jobs
+     WHERE created_at < :cutoff AND status IN ({_FINISHED})
+       AND coalesce(finished_at, created_at) < :cutoff
+     ORDER BY created_at
+     LIMIT :chunk
+       FOR UPDATE SKIP LOCKED
+"""
+EXPORT_JOBS = """
+    SELECT (to_jsonb(j) || jsonb_build_object(
+               'routing', (SELECT to_jsonb(d) - 'job_id' FROM routing_decisions d
+                            WHERE d.job_id = j.id),
+               'ratings', (SELECT jsonb_agg(to_jsonb(r) - 'job_id' ORDER BY r.id)
+                             FROM ratings r WHERE r.job_id = j.id)))::text
+      FROM jobs j WHERE j.id = ANY(:ids)
+"""
+EXPORT_CALLS = "SELECT to_jsonb(c)::text FROM model_calls c WHERE c.job_id = ANY(:ids)"
+DELETE_JOB_CALLS = "DELETE FROM model_calls WHERE job_id = ANY(:ids)"
+DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(:ids)"
+PICK_JOBLESS_CALLS = """
+    SELECT id FROM model_calls
+     WHERE job_id IS NULL AND created_at < :cutoff
+     ORDER BY created_at LIMIT :chunk FOR UPDATE SKIP LOCKED
+"""
+EXPORT_CALLS_BY_ID = "SELECT to_jsonb(c)::text FROM model_calls c WHERE c.id = ANY(:ids)"
+DELETE_CALLS = "DELETE FROM model_calls WHERE id = ANY(:ids)"
+MARK_PRUNED = """
+    INSERT INTO rollup_state (id, pruned_before) VALUES (1, :cutoff)
+    ON CONFLICT (id) DO UPDATE
+       SET pruned_before = greatest(rollup_state.pruned_before, EXCLUDED.pruned_before)
+"""
+
+
+@dataclass
+class PruneResult:
+    """What one prune did."""
+
+    cutoff: datetime
+    jobs: int = 0
+    calls: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    archive: list[str] = field(default_factory=list)
+
+
+class _Archive:
+    """The run's gzip JSONL files (jobs, calls), each opened on its first write."""
+
+    def __init__(self, directory: Path | None, stamp: str) -> None:
+        self._dir = directory
+        self._stamp = stamp
+        self._files: dict[str, IO[str]] = {}
+        self._open = ExitStack()
+        self.paths: list[str] = []
+
+    def write(self, kind: str, lines: list[str]) -> None:
+        if self._dir is None or not lines:
+            return
+        out = self._files.get(kind)
+        if out is None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            path = self._dir / f"{kind}-{self._stamp}.jsonl.gz"
+            opened = gzip.open(path, "at", encoding="utf-8")  # noqa: SIM115 (closed by close())
+            out = self._open.enter_context(opened)
+            self._files[kind] = out
+            self.paths.append(str(path))
+        out.write("\n".join(lines) + "\n")
+        out.flush()  # on disk before the rows' delete commits
+
+    def close(self) -> None:
+        self._open.close()
+
+
+def prune(
+    session_scope: Callable[[], AbstractContextManager[Session]],
+    cutoff: datetime,
+    *,
+    archive_dir: Path | None = None,
+    chunk: int = 1_000,
+    pause_s: float = 0.05,
+    lock_timeout_ms: int = 2_000,
+) -> PruneResult:
+    """Export (when `archive_dir` is given) and delete rows older than `cutoff`."""
+    started = time.monotonic()
+    result = PruneResult(cutoff=cutoff)
+    archive = _Archive(archive_dir, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+    params = {"cutoff": cutoff, "chunk": chunk}
+    try:
+        while jobs := _chunk(session_scope, PICK_JOBS, params, archive, lock_timeout_ms):
+            result.jobs += jobs[0]
+            result.calls += jobs[1]
+            result.chunks += 1
+            time.sleep(pause_s)  # room for the pipeline's writers between chunks
+        while calls := _chunk(session_scope, PICK_JOBLESS_CALLS, params, archive, lock_timeout_ms):
+            result.calls += calls[1]
+            result.chunks += 1
+            time.sleep(pause_s)
+        with session_scope() as session:
+            session.execute(text(MARK_PRUNED), {"cutoff": cutoff})
+    finally:
+        archive.close()
+    result.archive = archive.paths
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _chunk(
+    session_scope: Callable[[], AbstractContextManager[Session]],
+    pick: str,
+    params: dict[str, object],
+    archive: _Archive,
+    lock_timeout_ms: int,
+) -> tuple[int, int] | None:
+    """One transaction: pick rows, archive them, delete them; (jobs, calls) or None if done."""
+    jobs = pick == PICK_JOBS
+    with session_scope() as session:
+        # A writer holding a row this chunk needs makes the chunk give up, not wait.
+        session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+        ids = list(session.execute(text(pick), params).scalars())
+        if not ids:
+            return None
+        by_id = {"ids": ids}
+        if jobs:
+            archive.write("jobs", list(session.execute(text(EXPORT_JOBS), by_id).scalars()))
+        calls_sql = EXPORT_CALLS if jobs else EXPORT_CALLS_BY_ID
+        archive.write("calls", list(session.execute(text(calls_sql), by_id).scalars()))
+        calls = session.execute(text(DELETE_JOB_CALLS if jobs else DELETE_CALLS), by_id)
+        if jobs:
+            session.execute(text(DELETE_JOBS), by_id)
+        return (len(ids) if jobs else 0), int(calls.rowcount)  # type: ignore[attr-defined]
