@@ -39,7 +39,7 @@ from tierroute.pipeline.budget_costs import params_ceiling
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.steps import RetryLater
 from tierroute.store import leases
-from tierroute.store.engine import raw_transaction
+from tierroute.store.engine import one_row, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,7 @@ def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | N
             return None
         worst = job.worst_case_usd()
         cur.execute(SPEND_TODAY, {"ttl_s": PENDING_TTL_S})
-        completion, learning = cur.fetchone()
+        completion, learning = one_row(cur)
         cap = Decimal(str(rt.settings.shadow_max_share)) * Decimal(completion)
         if Decimal(learning) + worst > cap:
             log.info(

@@ -67,10 +67,9 @@ def anthropic_specs(stream: IO[bytes], tiers: TierTable) -> Iterator[JobSpec]:
 
 def batch_states(batch_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     """Each existing batch's owner, creation, request counts and end times."""
-    with raw_autocommit() as cur:
-        cur.row_factory = dict_row
-        cur.execute(COUNTS, {"ids": batch_ids})
-        return {row["id"]: row for row in cur.fetchall()}
+    with raw_autocommit() as cur, cur.connection.cursor(row_factory=dict_row) as rows:
+        rows.execute(COUNTS, {"ids": batch_ids})
+        return {row["id"]: row for row in rows.fetchall()}
 
 
 def page_of_batches(

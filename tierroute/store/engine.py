@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import psycopg
+from psycopg.rows import class_row, namedtuple_row
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 
 from tierroute.config import Settings
 from tierroute.domain.errors import ConfigurationError
 
 # What a broken connection raises on the hot path's raw psycopg cursors.
 DISCONNECTS = (psycopg.OperationalError, psycopg.InterfaceError)
+
+# The hot path's cursor: psycopg's own, with rows as tuples (the default row factory).
+Cursor: TypeAlias = psycopg.Cursor[tuple[Any, ...]]
+PgConnection: TypeAlias = psycopg.Connection[tuple[Any, ...]]
+R = TypeVar("R")
 
 _engine: Engine | None = None
 _session_factory: sessionmaker[Session] | None = None
@@ -108,8 +115,48 @@ def session_scope() -> Iterator[Session]:
         session.close()
 
 
+def one_row(cur: Cursor) -> tuple[Any, ...]:
+    """The row of a statement that always returns one (an aggregate, INSERT ... RETURNING)."""
+    row = cur.fetchone()
+    if row is None:
+        raise psycopg.ProgrammingError("the statement returned no row")
+    return row
+
+
+def fetch_one_as(cur: Cursor, row: type[R], query: str, params: Mapping[str, Any]) -> R | None:
+    """Run `query` on `cur`'s connection and read its one row, if any, as a `row`.
+
+    `row` is a dataclass whose fields are the query's column names (psycopg's
+    class_row), so a row is read by name, never by position.
+    """
+    with cur.connection.cursor(row_factory=class_row(row)) as typed:
+        typed.execute(query, params)
+        return typed.fetchone()
+
+
+def fetch_all_as(cur: Cursor, row: type[R], query: str, params: Mapping[str, Any]) -> list[R]:
+    """Run `query` on `cur`'s connection and read every row as a `row` (see fetch_one_as)."""
+    with cur.connection.cursor(row_factory=class_row(row)) as typed:
+        typed.execute(query, params)
+        return typed.fetchall()
+
+
+def named_cursor(cur: Cursor) -> psycopg.Cursor[Any]:
+    """A cursor on `cur`'s connection whose rows are named tuples, for wide reads
+    whose columns are known by name only at run time (e.g. `jobs.view_of`'s)."""
+    return cur.connection.cursor(row_factory=namedtuple_row)
+
+
+def _psycopg(connection: PoolProxiedConnection) -> PgConnection:
+    """The psycopg connection under a pooled one (the engine's URL names psycopg)."""
+    dbapi = connection.dbapi_connection
+    if not isinstance(dbapi, psycopg.Connection):
+        raise ConfigurationError(f"expected a psycopg connection, got {type(dbapi).__name__}")
+    return dbapi
+
+
 @contextmanager
-def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
+def raw_transaction(*, flush_wal: bool = True) -> Iterator[Cursor]:
     """A psycopg cursor in one transaction on a pooled connection, for the hot path.
 
     The per-job statements of the pipeline run through here: plain SQL that psycopg
@@ -122,7 +169,7 @@ def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
     """
     engine = get_engine()
     connection = engine.raw_connection()
-    cursor = connection.cursor()
+    cursor = _psycopg(connection).cursor()
     try:
         if not flush_wal:
             cursor.execute("SET LOCAL synchronous_commit = off")
@@ -147,7 +194,7 @@ def raw_transaction(*, flush_wal: bool = True) -> Iterator[Any]:
 
 
 @contextmanager
-def raw_autocommit() -> Iterator[Any]:
+def raw_autocommit() -> Iterator[Cursor]:
     """A psycopg cursor whose every statement commits on its own, for one-statement steps.
 
     A transaction costs BEGIN and COMMIT round trips around its statements; a step
@@ -157,13 +204,13 @@ def raw_autocommit() -> Iterator[Any]:
     """
     engine = get_engine()
     connection = engine.raw_connection()
-    dbapi: Any = connection.dbapi_connection  # psycopg.Connection
-    cursor = connection.cursor()
+    dbapi = _psycopg(connection)
+    cursor = dbapi.cursor()
     try:
         dbapi.autocommit = True
         yield cursor
     except BaseException as exc:
-        if isinstance(exc, DISCONNECTS) and getattr(dbapi, "broken", False):
+        if isinstance(exc, DISCONNECTS) and dbapi.broken:
             engine.pool._invalidate(connection, exc)  # as in raw_transaction
         raise
     finally:

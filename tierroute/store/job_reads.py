@@ -11,10 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from psycopg.rows import namedtuple_row
-
 from tierroute.domain.errors import NotFound
-from tierroute.store.engine import raw_autocommit
+from tierroute.store.engine import named_cursor, raw_autocommit
 from tierroute.store.jobs import view_of
 
 JOB = """
@@ -37,8 +35,7 @@ CALLS = """
 
 def read_job_view(job_id: uuid.UUID, *, api_key_id: uuid.UUID | None = None) -> dict[str, Any]:
     """The job's view (`jobs.view_of`), or NotFound, also for another key's job."""
-    with raw_autocommit() as cur:
-        cur.row_factory = namedtuple_row
+    with raw_autocommit() as raw, named_cursor(raw) as cur:
         cur.execute(JOB, {"id": job_id})
         job = cur.fetchone()
         if job is None or (api_key_id is not None and job.api_key_id != api_key_id):

@@ -18,11 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.rows import namedtuple_row
-
 from tierroute.domain.errors import NotFound
 from tierroute.domain.status import JobStatus
-from tierroute.store.engine import raw_autocommit, raw_transaction
+from tierroute.store.engine import named_cursor, raw_autocommit, raw_transaction
 from tierroute.store.jobs import view_of
 
 # Rows per page: large enough that the per-page round trips do not show, small
@@ -98,8 +96,7 @@ def read_page(
     if after is not None:
         params |= {"after_created_at": after.created_at, "after_id": after.id}
     # One short transaction, over before the page is returned to be written.
-    with raw_transaction() as cur:
-        cur.row_factory = namedtuple_row
+    with raw_transaction() as raw, named_cursor(raw) as cur:
         cur.execute(JOBS.format(after=AFTER if after else ""), params)
         jobs = cur.fetchall()
         if not jobs:

@@ -11,13 +11,13 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import psycopg
 from sqlalchemy import exc as sa_exc
 
 from tierroute.config import LEASE_MARGIN_S
-from tierroute.store.engine import raw_autocommit, raw_transaction
+from tierroute.store.engine import Cursor, raw_autocommit, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def database_wait_s() -> float:
 
 
 def retrying_transaction(
-    work: Callable[[Any, bool], T], *, within_s: float = WITHIN_LEASE_S, autocommit: bool = False
+    work: Callable[[Cursor, bool], T], *, within_s: float = WITHIN_LEASE_S, autocommit: bool = False
 ) -> T:
     """Run `work(cursor, retried)` in a durable transaction until it commits or time runs out.
 

@@ -24,7 +24,7 @@ from tierroute.pipeline.message_batches import adopt, sdk
 from tierroute.pipeline.message_batches.outcomes import settle_unsubmitted
 from tierroute.pipeline.message_batches.requests import JobRow, batch_requests, split
 from tierroute.store import request_params, transitions
-from tierroute.store.engine import raw_transaction
+from tierroute.store.engine import one_row, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
                 log.warning("batch %s: %s jobs: %s", batch_id, len(ids), reason)
                 return 0
         cur.execute(INSERT_PROVIDER_BATCH, _provider_row(batch_id, tier_name, batch))
-        (provider_batch_id,) = cur.fetchone()
+        (provider_batch_id,) = one_row(cur)
         transitions.hand_to_message_batch(cur, ids, provider_batch_id)
     log.info("batch %s: %d %s jobs in Message Batch %s", batch_id, len(ids), tier_name, batch.id)
     return 1
