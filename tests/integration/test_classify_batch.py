@@ -278,14 +278,16 @@ def test_route_queued_claims_only_jobs_still_queued(rt: Runtime) -> None:
     queued, routed_since = submit_all(PROMPTS[1:3])
     with raw_autocommit() as cur:
         rows = leases.read_for_classify(cur, [cancelled_since, queued, routed_since, uuid.uuid4()])
-    assert {row[0] for row in rows} == {cancelled_since, queued, routed_since}
-    assert all(row[1] == JobStatus.QUEUED and row[2] is None for row in rows)
+    assert {row.id for row in rows} == {cancelled_since, queued, routed_since}
+    assert all(row.status == JobStatus.QUEUED and row.tier is None for row in rows)
     # Between the read and the write, one job is cancelled and a duplicate message routes another.
     with session_scope() as session:
         cancel_batch(session, batch_id)
     assert classify_job(rt, routed_since) is not None
     decided = [
-        (row[0], rt.classifier.classify(row[3], row[4])) for row in rows if row[0] != routed_since
+        (row.id, rt.classifier.classify(row.prompt, row.system))
+        for row in rows
+        if row.id != routed_since
     ]
     decided.append((routed_since, rt.policy.manual(rt.tiers.get("opus"))))
     with raw_autocommit() as cur:

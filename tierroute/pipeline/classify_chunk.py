@@ -24,7 +24,7 @@ from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.conversation import sticky_floors
 from tierroute.pipeline.steps import RetryLater, classify_job, decide
 from tierroute.store import leases, transitions
-from tierroute.store.engine import raw_autocommit
+from tierroute.store.engine import Cursor, raw_autocommit
 
 log = logging.getLogger(__name__)
 
@@ -61,29 +61,28 @@ def classify_batch(rt: Runtime, job_ids: Sequence[uuid.UUID]) -> BatchRouting:
 
 
 def _route_queued(
-    rt: Runtime, cur: object, ids: list[uuid.UUID], routing: BatchRouting
+    rt: Runtime, cur: Cursor, ids: list[uuid.UUID], routing: BatchRouting
 ) -> list[uuid.UUID]:
     """Route the chunk's plainly queued jobs; returns the ids the one-job path must take."""
-    rows = {row[0]: row for row in leases.read_for_classify(cur, ids)}
+    rows = {row.id: row for row in leases.read_for_classify(cur, ids)}
     floors = sticky_floors(rt.tiers, cur, ids)
     decisions: list[tuple[uuid.UUID, RoutingDecision]] = []
     batch_api: set[uuid.UUID] = set()
     one_by_one = []
     for job_id in ids:
         row = rows.get(job_id)
-        if row is None or row[1] != JobStatus.QUEUED or row[2] is not None:
+        if row is None or row.status != JobStatus.QUEUED or row.tier is not None:
             one_by_one.append(job_id)  # missing, re-driven, held or moved on
             continue
-        _, _, _, prompt, system, force_tier, in_batch_api = row
         try:
-            decision = decide(rt, prompt, system, force_tier, floors.get(job_id))
+            decision = decide(rt, row.prompt, row.system, row.force_tier, floors.get(job_id))
         except Exception:
             # One bad prompt must not fail its chunk: alone, its task fails by itself.
             log.exception("classify: job %s could not be routed in its chunk", job_id)
             routing.on_their_own.append((job_id, 0.0))
             continue
         decisions.append((job_id, decision))
-        if in_batch_api:
+        if row.batch_api:
             batch_api.add(job_id)
     routed = transitions.route_queued(cur, decisions)
     for job_id, decision in decisions:

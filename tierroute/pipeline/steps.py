@@ -33,7 +33,7 @@ from tierroute.pipeline.conversation import (
     sticky_floor,
 )
 from tierroute.store import leases, transitions
-from tierroute.store.engine import raw_autocommit, raw_transaction
+from tierroute.store.engine import Cursor, raw_autocommit, raw_transaction
 from tierroute.store.retry import DATABASE_ERRORS, retrying_transaction
 
 log = logging.getLogger(__name__)
@@ -72,31 +72,33 @@ def classify_job(rt: Runtime, job_id: uuid.UUID) -> str | RetryLater | None:
         claimed = transitions.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
-        prompt, system, force_tier, routed_tier, batch_api = claimed
+        prompt, system = claimed.prompt, claimed.system
         # The classifier call is billed: reserve it (and the cheapest tier) first.
-        unrouted = routed_tier is None and force_tier is None
+        unrouted = claimed.tier is None and claimed.force_tier is None
         if unrouted and not _classifier_fits(rt, cur, job_id, prompt, system):
             return None
         floor = sticky_floor(rt.tiers, cur, job_id)
-    if routed_tier is not None:  # re-driven after a failure: keep its routing
+    if claimed.tier is not None:  # re-driven after a failure: keep its routing
         with raw_transaction() as cur:
-            tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
+            tier = _route_again(rt, cur, job_id, claimed.tier, prompt, system)
         # A batch-mode job waits for its Message Batch (pipeline/message_batches), not a queue.
-        return None if batch_api or tier is None else tier
+        return None if claimed.batch_api or tier is None else tier
     try:
-        decision = decide(rt, prompt, system, force_tier, floor)
+        decision = decide(rt, prompt, system, claimed.force_tier, floor)
     except RateLimited as exc:
         with raw_transaction(flush_wal=False) as cur:
             leases.release_classify(cur, job_id)
         return _wait_for_limit(rt, exc)
 
-    def keep(cur: Any, retried: bool) -> str | None:
+    def keep(cur: Cursor, retried: bool) -> str | None:
         if retried:
-            status, routed, _ = leases.tier_awaiting_run(cur, job_id)
-            if status != JobStatus.CLASSIFYING:
+            state = leases.tier_awaiting_run(cur, job_id)
+            if state is None:
+                return None  # the job no longer exists
+            if state.status != JobStatus.CLASSIFYING:
                 # The try whose connection broke had committed (we hold the lease).
-                return str(routed) if status == JobStatus.ROUTED else None
-        return _record(rt, cur, job_id, decision, prompt, system, batch_api)
+                return state.tier if state.status == JobStatus.ROUTED else None
+        return _record(rt, cur, job_id, decision, prompt, system, claimed.batch_api)
 
     # The classifier call is made and billed: its routing outlives a Postgres restart.
     return retrying_transaction(keep)
@@ -112,17 +114,18 @@ def _classify_in_one_transaction(rt: Runtime, job_id: uuid.UUID) -> str | RetryL
         claimed = transitions.claim_for_classify(cur, job_id, lease_s)
         if claimed is None:
             return _routed_tier_awaiting_run(cur, job_id)
-        prompt, system, force_tier, routed_tier, batch_api = claimed
-        if routed_tier is not None:  # re-driven after a failure: keep its routing
-            tier = _route_again(rt, cur, job_id, str(routed_tier), prompt, system)
-            return None if batch_api or tier is None else tier
-        decision = decide(rt, prompt, system, force_tier, sticky_floor(rt.tiers, cur, job_id))
-        return _record(rt, cur, job_id, decision, prompt, system, batch_api)
+        prompt, system = claimed.prompt, claimed.system
+        if claimed.tier is not None:  # re-driven after a failure: keep its routing
+            tier = _route_again(rt, cur, job_id, claimed.tier, prompt, system)
+            return None if claimed.batch_api or tier is None else tier
+        floor = sticky_floor(rt.tiers, cur, job_id)
+        decision = decide(rt, prompt, system, claimed.force_tier, floor)
+        return _record(rt, cur, job_id, decision, prompt, system, claimed.batch_api)
 
 
 def _record(
     rt: Runtime,
-    cur: Any,
+    cur: Cursor,
     job_id: uuid.UUID,
     decision: RoutingDecision,
     prompt: str,
@@ -153,7 +156,7 @@ def _record(
 
 
 def _classifier_fits(
-    rt: Runtime, cur: Any, job_id: uuid.UUID, prompt: str, system: str | None
+    rt: Runtime, cur: Cursor, job_id: uuid.UUID, prompt: str, system: str | None
 ) -> bool:
     """Reserve the classifier's call and the cheapest tier before paying for the call.
 
@@ -168,7 +171,7 @@ def _classifier_fits(
 
 
 def _route_again(
-    rt: Runtime, cur: Any, job_id: uuid.UUID, routed: str, prompt: str, system: str | None
+    rt: Runtime, cur: Cursor, job_id: uuid.UUID, routed: str, prompt: str, system: str | None
 ) -> str | None:
     """A retried or re-driven job keeps its tier only if today's budgets still fit it.
 
@@ -187,19 +190,19 @@ def _route_again(
     return verdict.tier
 
 
-def _routed_tier_awaiting_run(cur: object, job_id: uuid.UUID) -> str | RetryLater | None:
+def _routed_tier_awaiting_run(cur: Cursor, job_id: uuid.UUID) -> str | RetryLater | None:
     # A redelivered message can still hand a routed job on: the first delivery may
     # have died between commit and enqueue. A duplicate complete is skipped by its lease.
-    status, tier, batch_api = leases.tier_awaiting_run(cur, job_id)
-    if status is None:
+    state = leases.tier_awaiting_run(cur, job_id)
+    if state is None:
         log.warning("classify: job %s does not exist; dropping the message", job_id)
         return None
-    if status == JobStatus.ROUTED:
+    if state.status == JobStatus.ROUTED:
         # A batch-mode job waits for its Message Batch (pipeline/message_batches), not a queue.
-        return None if batch_api else tier
-    if status == JobStatus.CLASSIFYING:
+        return None if state.batch_api else state.tier
+    if state.status == JobStatus.CLASSIFYING:
         return _held(job_id, leases.lease_left(cur, job_id))
-    log.info("classify: job %s is %s; nothing to do", job_id, status)
+    log.info("classify: job %s is %s; nothing to do", job_id, state.status)
     return None
 
 
@@ -228,18 +231,17 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
     if claimed is None:
         log.info("complete: job %s is finished, cancelled or held by another worker", job_id)
         return None
-    prompt, system, max_tokens, tier_name, thinking_override, attempts, api_key_id = claimed
-    tier = rt.tiers.get(tier_name)
+    tier = rt.tiers.get(claimed.tier)
     # The key's own cache scope: no key learns from `usage` what another sent.
-    scope = caching.cache_scope(rt.settings, api_key_id)
+    scope = caching.cache_scope(rt.settings, claimed.api_key_id)
     params, rules = build_completion(
         tier,
-        prompt,
-        system,
-        max_tokens,
-        thinking_override,
+        claimed.prompt,
+        claimed.system,
+        claimed.max_tokens,
+        claimed.thinking_override,
         cache_scope=scope,
-        request_params=call_params_of(job_id, thinking_override),
+        request_params=call_params_of(job_id, claimed.thinking_override),
     )
     keep_adaptations(job_id, tier.model, rules)
     primer = None
@@ -253,7 +255,7 @@ def claim_call(rt: Runtime, job_id: uuid.UUID) -> ClaimedCall | RetryLater | Non
         with raw_transaction(flush_wal=False) as cur:
             leases.unclaim_complete(cur, job_id, exc.detail)
         return _wait_for_limit(rt, exc)
-    return ClaimedCall(job_id, params, attempts, admission, primer)
+    return ClaimedCall(job_id, params, claimed.attempts, admission, primer)
 
 
 def finish_call(
@@ -271,7 +273,7 @@ def finish_call(
         return None
     result = outcome
 
-    def keep(cur: Any, retried: bool) -> None:
+    def keep(cur: Cursor, retried: bool) -> None:
         if retried and leases.call_recorded(cur, job_id, result.record.request_id):
             return  # the try whose connection broke had committed
         transitions.succeed_with_call(cur, result.record, job_id, result.text)
@@ -298,7 +300,7 @@ def _fail_unstorable(job_id: uuid.UUID, result: CallResult, exc: Exception) -> N
     error = f"the answer could not be stored: {type(exc).__name__}: {exc}"
     log.error("complete: job %s: %s", job_id, error)
 
-    def fail(cur: Any, retried: bool) -> None:
+    def fail(cur: Cursor, retried: bool) -> None:
         if retried and leases.call_recorded(cur, job_id, result.record.request_id):
             return  # the try whose connection broke had committed
         transitions.fail_with_call(cur, result.record, job_id, error)

@@ -9,9 +9,11 @@ per job, and the ORM's per-statement work was a large share of a worker's CPU.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tierroute.domain.decisions import CallRecord
+from tierroute.store.engine import Cursor, fetch_all_as, fetch_one_as
 
 LEASE_EXPIRED = "(lease_expires_at IS NULL OR lease_expires_at < now())"
 
@@ -55,6 +57,8 @@ INSERT_CALL = """
             %(batch_api)s, %(cache_savings_usd)s, %(api_key_id)s)
 """
 
+RUN_STATE = "SELECT status, tier, batch_api FROM jobs WHERE id = %(id)s"
+
 # A classify batch reads its jobs first: most are plainly queued and are routed by
 # transitions.ROUTE_QUEUED; the rest take the one-job path (tierroute/pipeline/steps.py).
 READ_FOR_CLASSIFY = """
@@ -63,21 +67,41 @@ READ_FOR_CLASSIFY = """
 """
 
 
-def tier_awaiting_run(cur: Any, job_id: uuid.UUID) -> tuple[str | None, str | None, bool]:
-    """(status, tier, batch_api) of a job, (None, None, False) if it does not exist."""
-    cur.execute("SELECT status, tier, batch_api FROM jobs WHERE id = %s", (job_id,))
-    row = cur.fetchone()
-    return (row[0], row[1], bool(row[2])) if row else (None, None, False)
+@dataclass(frozen=True)
+class RunState:
+    """Where a job stands for the classify step that found it claimed (RUN_STATE)."""
+
+    status: str
+    tier: str | None
+    batch_api: bool
 
 
-def lease_left(cur: Any, job_id: uuid.UUID) -> float | None:
+@dataclass(frozen=True)
+class ClassifyRead:
+    """A job of a classify chunk, read before it is routed (READ_FOR_CLASSIFY)."""
+
+    id: uuid.UUID
+    status: str
+    tier: str | None
+    prompt: str
+    system: str | None
+    force_tier: str | None
+    batch_api: bool
+
+
+def tier_awaiting_run(cur: Cursor, job_id: uuid.UUID) -> RunState | None:
+    """A job's status, tier and mode; None if it does not exist."""
+    return fetch_one_as(cur, RunState, RUN_STATE, {"id": job_id})
+
+
+def lease_left(cur: Cursor, job_id: uuid.UUID) -> float | None:
     """Seconds left on an unfinished job's lease; None if it has none or it ran out."""
     cur.execute(LEASE_LEFT, {"id": job_id})
     row = cur.fetchone()
     return float(row[0]) if row else None
 
 
-def call_recorded(cur: Any, job_id: uuid.UUID, request_id: str | None) -> bool:
+def call_recorded(cur: Cursor, job_id: uuid.UUID, request_id: str | None) -> bool:
     """Whether this call (by the API's request id) is already stored for the job."""
     if request_id is None:
         return False
@@ -85,23 +109,23 @@ def call_recorded(cur: Any, job_id: uuid.UUID, request_id: str | None) -> bool:
     return cur.fetchone() is not None
 
 
-def release_for_retry(cur: Any, job_id: uuid.UUID, reason: str) -> None:
+def release_for_retry(cur: Cursor, job_id: uuid.UUID, reason: str) -> None:
     """Note the failure and drop the lease so the retry message can claim the job."""
     cur.execute(RELEASE_FOR_RETRY, {"id": job_id, "error": reason})
 
 
-def release_classify(cur: Any, job_id: uuid.UUID) -> None:
+def release_classify(cur: Cursor, job_id: uuid.UUID) -> None:
     """Drop the classify lease of a job whose classifier call must wait."""
     cur.execute(RELEASE_CLASSIFY, {"id": job_id})
 
 
-def unclaim_complete(cur: Any, job_id: uuid.UUID, reason: str) -> None:
+def unclaim_complete(cur: Cursor, job_id: uuid.UUID, reason: str) -> None:
     """Hand back a claimed job without counting the attempt: no call was made."""
     cur.execute(UNCLAIM_COMPLETE, {"id": job_id, "error": reason})
 
 
 def insert_call(
-    cur: Any, record: CallRecord, job_id: uuid.UUID | None, api_key_id: uuid.UUID | None = None
+    cur: Cursor, record: CallRecord, job_id: uuid.UUID | None, api_key_id: uuid.UUID | None = None
 ) -> None:
     """Store one billed call as a `model_calls` row; a call with no job names its key."""
     cur.execute(INSERT_CALL, call_params(record, job_id, api_key_id))
@@ -132,7 +156,6 @@ def call_params(
     }
 
 
-def read_for_classify(cur: Any, job_ids: list[uuid.UUID]) -> list[Any]:
-    """(id, status, tier, prompt, system, force_tier, batch_api) of each existing job."""
-    cur.execute(READ_FOR_CLASSIFY, {"ids": job_ids})
-    return list(cur.fetchall())
+def read_for_classify(cur: Cursor, job_ids: list[uuid.UUID]) -> list[ClassifyRead]:
+    """Each existing job of a classify chunk."""
+    return fetch_all_as(cur, ClassifyRead, READ_FOR_CLASSIFY, {"ids": job_ids})

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tierroute.domain.decisions import CallRecord, RoutingDecision
 from tierroute.domain.status import NOT_STARTED, REDRIVABLE, JobStatus, check_moves
+from tierroute.store.engine import Cursor, fetch_one_as
 from tierroute.store.leases import INSERT_CALL, LEASE_EXPIRED, call_params
 from tierroute.store.models import Job
 
@@ -45,6 +46,13 @@ class Move:
         (target,) = self.targets
         return target
 
+    @property
+    def statement(self) -> str:
+        """The SQL a pipeline step runs on a raw cursor."""
+        if self.sql is None:
+            raise TypeError(f"the move to {', '.join(self.targets)} is made with the ORM")
+        return self.sql
+
     def check_target(self, status: JobStatus | str) -> str:
         """A status passed as a parameter, refused unless this move may lead to it."""
         if JobStatus(status) not in self.targets:
@@ -56,6 +64,30 @@ class Move:
         if JobStatus(status) not in self.sources:
             raise ValueError(f"this move starts from {', '.join(self.sources)}, not {status}")
         return str(status)
+
+
+@dataclass(frozen=True)
+class ClassifyClaim:
+    """A job claimed for classifying (CLAIM_FOR_CLASSIFY's columns)."""
+
+    prompt: str
+    system: str | None
+    force_tier: str | None
+    tier: str | None  # already routed: a re-driven job keeps its routing
+    batch_api: bool
+
+
+@dataclass(frozen=True)
+class CompleteClaim:
+    """A job claimed for its model call (CLAIM_FOR_COMPLETE's columns)."""
+
+    prompt: str
+    system: str | None
+    max_tokens: int
+    tier: str
+    thinking_override: dict[str, Any] | None
+    attempts: int
+    api_key_id: uuid.UUID | None
 
 
 # --- classify ---------------------------------------------------------------
@@ -302,20 +334,20 @@ STATEMENTS: dict[str, Move] = {
 }
 
 
-def claim_for_classify(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
+def claim_for_classify(cur: Cursor, job_id: uuid.UUID, lease_s: float) -> ClassifyClaim | None:
     """Take a queued job (or one whose classifier died); None if it is not ours."""
-    cur.execute(CLAIM_FOR_CLASSIFY.sql, {"id": job_id, "lease_s": lease_s})
-    return cur.fetchone()
+    params = {"id": job_id, "lease_s": lease_s}
+    return fetch_one_as(cur, ClassifyClaim, CLAIM_FOR_CLASSIFY.statement, params)
 
 
-def keep_route(cur: Any, job_id: uuid.UUID) -> None:
+def keep_route(cur: Cursor, job_id: uuid.UUID) -> None:
     """A re-driven job keeps its tier: routed again, its classify lease released."""
-    cur.execute(KEEP_ROUTE.sql, {"id": job_id})
+    cur.execute(KEEP_ROUTE.statement, {"id": job_id})
 
 
-def record_decision(cur: Any, job_id: uuid.UUID, decision: RoutingDecision) -> bool:
+def record_decision(cur: Cursor, job_id: uuid.UUID, decision: RoutingDecision) -> bool:
     """Route the claimed job and store why; False if it was cancelled or routed meanwhile."""
-    cur.execute(ROUTE.sql, {"id": job_id, "tier": decision.tier})
+    cur.execute(ROUTE.statement, {"id": job_id, "tier": decision.tier})
     if cur.fetchone() is None:
         return False
     cur.execute(
@@ -336,12 +368,12 @@ def record_decision(cur: Any, job_id: uuid.UUID, decision: RoutingDecision) -> b
     return True
 
 
-def route_queued(cur: Any, decisions: list[tuple[uuid.UUID, RoutingDecision]]) -> set[uuid.UUID]:
+def route_queued(cur: Cursor, decisions: list[tuple[uuid.UUID, RoutingDecision]]) -> set[uuid.UUID]:
     """Route still-queued jobs and store their decisions; the ids that were routed."""
     if not decisions:
         return set()
     cur.execute(
-        ROUTE_QUEUED.sql,
+        ROUTE_QUEUED.statement,
         {
             "ids": [job_id for job_id, _ in decisions],
             "tiers": [d.tier for _, d in decisions],
@@ -358,19 +390,19 @@ def route_queued(cur: Any, decisions: list[tuple[uuid.UUID, RoutingDecision]]) -
     return {row[0] for row in cur.fetchall()}
 
 
-def reject_for_budget(cur: Any, job_id: uuid.UUID, error: str) -> None:
+def reject_for_budget(cur: Cursor, job_id: uuid.UUID, error: str) -> None:
     """Fail a job being classified, or routed, that no budget has room for."""
-    cur.execute(REJECT_FOR_BUDGET.sql, {"id": job_id, "error": error})
+    cur.execute(REJECT_FOR_BUDGET.statement, {"id": job_id, "error": error})
 
 
-def claim_for_complete(cur: Any, job_id: uuid.UUID, lease_s: float) -> Any | None:
+def claim_for_complete(cur: Cursor, job_id: uuid.UUID, lease_s: float) -> CompleteClaim | None:
     """Take a routed job (or a retry, or one whose worker died); None if not ours."""
-    cur.execute(CLAIM_FOR_COMPLETE.sql, {"id": job_id, "lease_s": lease_s})
-    return cur.fetchone()
+    params = {"id": job_id, "lease_s": lease_s}
+    return fetch_one_as(cur, CompleteClaim, CLAIM_FOR_COMPLETE.statement, params)
 
 
 def finish(
-    cur: Any,
+    cur: Cursor,
     job_id: uuid.UUID,
     status: JobStatus,
     *,
@@ -379,53 +411,53 @@ def finish(
 ) -> None:
     """Move a running job to its final status."""
     params = {"id": job_id, "status": FINISH.check_target(status)}
-    cur.execute(FINISH.sql, {**params, "result_text": result_text, "error": error})
+    cur.execute(FINISH.statement, {**params, "result_text": result_text, "error": error})
 
 
-def succeed_with_call(cur: Any, record: CallRecord, job_id: uuid.UUID, result_text: str) -> None:
+def succeed_with_call(cur: Cursor, record: CallRecord, job_id: uuid.UUID, result_text: str) -> None:
     """Store a job's answer and its billed call in one statement."""
     params = {**call_params(record, job_id), "result_text": result_text}
-    cur.execute(SUCCEED_WITH_CALL.sql, params)
+    cur.execute(SUCCEED_WITH_CALL.statement, params)
 
 
-def fail_with_call(cur: Any, record: CallRecord, job_id: uuid.UUID, error: str) -> None:
+def fail_with_call(cur: Cursor, record: CallRecord, job_id: uuid.UUID, error: str) -> None:
     """Store a job's billed call and fail the job with `error`, in one statement."""
-    cur.execute(FAIL_WITH_CALL.sql, {**call_params(record, job_id), "error": error})
+    cur.execute(FAIL_WITH_CALL.statement, {**call_params(record, job_id), "error": error})
 
 
-def hand_to_message_batch(cur: Any, job_ids: list[uuid.UUID], provider_batch_id: int) -> None:
+def hand_to_message_batch(cur: Cursor, job_ids: list[uuid.UUID], provider_batch_id: int) -> None:
     """Routed batch-mode jobs now run in a Message Batch: one attempt each, no lease."""
-    cur.execute(HAND_TO_MESSAGE_BATCH.sql, {"ids": job_ids, "provider_batch_id": provider_batch_id})
+    params = {"ids": job_ids, "provider_batch_id": provider_batch_id}
+    cur.execute(HAND_TO_MESSAGE_BATCH.statement, params)
 
 
-def batch_succeeded(cur: Any, job_id: uuid.UUID, provider_batch_id: int, text: str) -> bool:
+def batch_succeeded(cur: Cursor, job_id: uuid.UUID, provider_batch_id: int, text: str) -> bool:
     """Store a Message Batch answer; False if the job is no longer running in that batch."""
     params = {"id": job_id, "provider_batch_id": provider_batch_id, "text": text}
-    cur.execute(BATCH_SUCCEEDED.sql, params)
+    cur.execute(BATCH_SUCCEEDED.statement, params)
     return cur.fetchone() is not None
 
 
 def batch_failed_unstorable(
-    cur: Any, job_id: uuid.UUID, provider_batch_id: int, error: str
+    cur: Cursor, job_id: uuid.UUID, provider_batch_id: int, error: str
 ) -> bool:
     """Fail a job whose billed batch answer cannot be stored; False if it had moved on."""
     params = {"id": job_id, "provider_batch_id": provider_batch_id, "error": error}
-    cur.execute(BATCH_FAILED_UNSTORABLE.sql, params)
+    cur.execute(BATCH_FAILED_UNSTORABLE.statement, params)
     return cur.fetchone() is not None
 
 
 def batch_rerun_live(
-    cur: Any, job_id: uuid.UUID, provider_batch_id: int | None, error: str, from_status: str
+    cur: Cursor, job_id: uuid.UUID, provider_batch_id: int | None, error: str, from_status: str
 ) -> None:
     """Send a batch-mode job back to the feeder as a live job (it keeps its tier)."""
     params = {"id": job_id, "provider_batch_id": provider_batch_id, "error": error}
-    cur.execute(
-        BATCH_RERUN_LIVE.sql, {**params, "from_status": BATCH_RERUN_LIVE.check_source(from_status)}
-    )
+    params["from_status"] = BATCH_RERUN_LIVE.check_source(from_status)
+    cur.execute(BATCH_RERUN_LIVE.statement, params)
 
 
 def batch_end(
-    cur: Any,
+    cur: Cursor,
     job_id: uuid.UUID,
     provider_batch_id: int | None,
     status: JobStatus,
@@ -435,7 +467,7 @@ def batch_end(
     """End a batch-mode job failed (policy "fail") or cancelled (its batch was)."""
     params: dict[str, Any] = {"id": job_id, "provider_batch_id": provider_batch_id}
     params |= {"error": error, "status": BATCH_END.check_target(status)}
-    cur.execute(BATCH_END.sql, {**params, "from_status": BATCH_END.check_source(from_status)})
+    cur.execute(BATCH_END.statement, {**params, "from_status": BATCH_END.check_source(from_status)})
 
 
 def cancel_not_started(session: Session, batch_id: uuid.UUID) -> int:
