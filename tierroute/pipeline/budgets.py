@@ -29,6 +29,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -44,6 +45,7 @@ from tierroute.domain.status import IN_FLIGHT
 from tierroute.domain.tiers import Tier, TierTable
 from tierroute.pipeline.budget_costs import classifier_ceiling, completion_ceiling
 from tierroute.store import transitions
+from tierroute.store.engine import Cursor, fetch_all_as, fetch_one_as, one_row
 from tierroute.store.models import status_list
 
 # Advisory-lock namespace for budget checks (any constant unlikely to clash).
@@ -54,7 +56,8 @@ NO_JOB = uuid.UUID(int=0)
 
 
 JOB_KEY = """
-    SELECT j.api_key_id, k.name, k.daily_budget_usd, j.max_tokens, j.thinking_override
+    SELECT j.api_key_id, k.name AS key_name, k.daily_budget_usd AS key_limit, j.max_tokens,
+           j.thinking_override
       FROM jobs j LEFT JOIN api_keys k ON k.id = j.api_key_id
      WHERE j.id = %(id)s
 """
@@ -93,6 +96,39 @@ UNRESERVED = f"""
        AND (%(key)s::uuid IS NULL OR api_key_id = %(key)s)
        FOR UPDATE SKIP LOCKED
 """
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """A job's key with that key's daily budget, and what bounds the job's cost (JOB_KEY)."""
+
+    api_key_id: uuid.UUID | None
+    key_name: str | None
+    key_limit: Decimal | None
+    max_tokens: int
+    thinking_override: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class KeyBudget:
+    """A key's name and daily budget (KEY_BUDGET)."""
+
+    name: str
+    daily_budget_usd: Decimal | None
+
+
+@dataclass(frozen=True)
+class Unreserved:
+    """A job in flight that holds no reservation yet (UNRESERVED)."""
+
+    id: uuid.UUID
+    prompt: str
+    system: str | None
+    max_tokens: int
+    thinking_override: dict[str, Any] | None
+    tier: str | None
+    force_tier: str | None
+
 
 RECORD = """
     UPDATE routing_decisions SET budget_action = %(action)s, budget_reason = %(reason)s
@@ -154,7 +190,7 @@ class BudgetGuard:
 
     def check(
         self,
-        cur: Any,
+        cur: Cursor,
         job_id: uuid.UUID,
         tier_name: str,
         prompt: str,
@@ -180,7 +216,7 @@ class BudgetGuard:
         return verdict
 
     def check_classifier(
-        self, cur: Any, job_id: uuid.UUID, prompt: str, system: str | None
+        self, cur: Cursor, job_id: uuid.UUID, prompt: str, system: str | None
     ) -> BudgetVerdict:
         """Before a job's classifier call: reserve it and the cheapest tier, or reject.
 
@@ -203,7 +239,7 @@ class BudgetGuard:
         cur.execute(RESERVE, {"id": job_id, "usd": cost})
         return FITS
 
-    def hold(self, cur: Any, key_id: uuid.UUID | None, usd: Decimal, ttl_s: float) -> int | None:
+    def hold(self, cur: Cursor, key_id: uuid.UUID | None, usd: Decimal, ttl_s: float) -> int | None:
         """Hold `usd` for a call with no job; its id for `release`, None without budgets.
 
         Raises BudgetExceeded when a budget has no room for it.
@@ -218,32 +254,31 @@ class BudgetGuard:
             raise BudgetExceeded(over[0].describe(usd))
         cur.execute(PURGE_HOLDS)
         cur.execute(HOLD, {"key": key_id, "usd": usd, "ttl_s": ttl_s})
-        return int(cur.fetchone()[0])
+        return int(one_row(cur)[0])
 
     def _job_budgets(
-        self, cur: Any, job_id: uuid.UUID
+        self, cur: Cursor, job_id: uuid.UUID
     ) -> tuple[list[Budget], int, dict[str, Any] | None] | None:
-        cur.execute(JOB_KEY, {"id": job_id})
-        row = cur.fetchone()
-        if row is None:
+        job = fetch_one_as(cur, JobKey, JOB_KEY, {"id": job_id})
+        if job is None:
             return None
-        key_id, key_name, key_limit, max_tokens, thinking = row
         budgets = []
-        if key_limit is not None:
-            budgets.append(self._budget(cur, job_id, key_id, f"key {key_name!r}", key_limit))
+        if job.key_limit is not None:
+            scope = f"key {job.key_name!r}"
+            budgets.append(self._budget(cur, job_id, job.api_key_id, scope, job.key_limit))
         if self._global is not None:
             budgets.append(self._budget(cur, job_id, None, "global", self._global))
         if not budgets:
             return None
-        return budgets, max_tokens, thinking
+        return budgets, job.max_tokens, job.thinking_override
 
-    def _budgets(self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None) -> list[Budget]:
+    def _budgets(self, cur: Cursor, job_id: uuid.UUID, key_id: uuid.UUID | None) -> list[Budget]:
         budgets = []
         if key_id is not None:
-            cur.execute(KEY_BUDGET, {"key": key_id})
-            row = cur.fetchone()
-            if row is not None and row[1] is not None:
-                budgets.append(self._budget(cur, job_id, key_id, f"key {row[0]!r}", row[1]))
+            key = fetch_one_as(cur, KeyBudget, KEY_BUDGET, {"key": key_id})
+            if key is not None and key.daily_budget_usd is not None:
+                scope = f"key {key.name!r}"
+                budgets.append(self._budget(cur, job_id, key_id, scope, key.daily_budget_usd))
         if self._global is not None:
             budgets.append(self._budget(cur, job_id, None, "global", self._global))
         return budgets
@@ -271,7 +306,7 @@ class BudgetGuard:
         return BudgetVerdict(tier=None, action=BudgetAction.REJECTED, reason=reason)
 
     def _budget(
-        self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None, scope: str, limit: Decimal
+        self, cur: Cursor, job_id: uuid.UUID, key_id: uuid.UUID | None, scope: str, limit: Decimal
     ) -> Budget:
         # Serialise decisions under this budget until the transaction commits the
         # reservation, which the next decision then counts.
@@ -279,52 +314,53 @@ class BudgetGuard:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (LOCK_NAMESPACE, lock_key))
         self._reserve_unreserved(cur, job_id, key_id)
         cur.execute(COMMITTED, {"id": job_id, "key": key_id})
-        return Budget(scope=scope, limit_usd=Decimal(limit), committed_usd=cur.fetchone()[0])
+        return Budget(scope=scope, limit_usd=Decimal(limit), committed_usd=one_row(cur)[0])
 
-    def _reserve_unreserved(self, cur: Any, job_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
+    def _reserve_unreserved(self, cur: Cursor, job_id: uuid.UUID, key_id: uuid.UUID | None) -> None:
         # Jobs that went in flight while no budget applied hold nothing: a budget set
         # since then would not see them. Reserve their worst case now (none, usually).
-        cur.execute(UNRESERVED, {"id": job_id, "key": key_id})
-        rows = cur.fetchall()
-        for other, prompt, system, max_tokens, thinking, tier, force_tier in rows:
-            if tier is not None or force_tier is not None:
+        params = {"id": job_id, "key": key_id}
+        for other in fetch_all_as(cur, Unreserved, UNRESERVED, params):
+            prompt, system = other.prompt, other.system
+            tier = other.tier or other.force_tier
+            if tier is not None:
                 usd = worst_case_cost(
-                    self._tiers.get(tier or force_tier), prompt, system, max_tokens, thinking
+                    self._tiers.get(tier), prompt, system, other.max_tokens, other.thinking_override
                 )
             else:  # maybe in its classifier's call; its own routing checks the rest
                 usd = classifier_cost(self._tiers, prompt) + worst_case_cost(
-                    self._tiers.cheapest, prompt, system, max_tokens, thinking
+                    self._tiers.cheapest, prompt, system, other.max_tokens, other.thinking_override
                 )
-            cur.execute(RESERVE, {"id": other, "usd": usd})
+            cur.execute(RESERVE, {"id": other.id, "usd": usd})
 
-    def applies(self, cur: Any) -> bool:
+    def applies(self, cur: Cursor) -> bool:
         """Whether any budget (global, or a key's) can change a routing decision."""
         return self._global is not None or self._key_budgets_exist(cur)
 
-    def _key_budgets_exist(self, cur: Any) -> bool:
+    def _key_budgets_exist(self, cur: Cursor) -> bool:
         now = time.monotonic()
         if self._any_key_budget is None or now - self._any_key_budget[0] > self._ttl_s:
             cur.execute("SELECT EXISTS (SELECT 1 FROM api_keys WHERE daily_budget_usd IS NOT NULL)")
-            self._any_key_budget = (now, bool(cur.fetchone()[0]))
+            self._any_key_budget = (now, bool(one_row(cur)[0]))
         return self._any_key_budget[1]
 
 
-def release(cur: Any, hold_id: int | None) -> None:
+def release(cur: Cursor, hold_id: int | None) -> None:
     """Drop a hold once its call is billed (or was never made)."""
     if hold_id is not None:
         cur.execute("DELETE FROM budget_holds WHERE id = %s", (hold_id,))
 
 
-def record(cur: Any, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
+def record(cur: Cursor, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
     """Store what the check did next to the job's routing decision."""
     cur.execute(RECORD, {"id": job_id, "action": verdict.action, "reason": verdict.reason})
 
 
-def reroute(cur: Any, job_id: uuid.UUID, tier: str, cost_ratio: float) -> None:
+def reroute(cur: Cursor, job_id: uuid.UUID, tier: str, cost_ratio: float) -> None:
     """Move a job already routed to the cheaper tier its budget check chose."""
     cur.execute(REROUTE, {"id": job_id, "tier": tier, "cost_ratio": cost_ratio})
 
 
-def reject(cur: Any, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
+def reject(cur: Cursor, job_id: uuid.UUID, verdict: BudgetVerdict) -> None:
     """Fail a job that no budget-fitting tier can run."""
     transitions.reject_for_budget(cur, job_id, f"budget_exceeded: {verdict.reason}")

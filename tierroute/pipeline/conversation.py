@@ -13,7 +13,7 @@ from tierroute.domain.anthropic_request import PARAMS_MARKER
 from tierroute.domain.decisions import RoutingDecision
 from tierroute.domain.tiers import TierTable
 from tierroute.store import request_params
-from tierroute.store.engine import raw_autocommit
+from tierroute.store.engine import Cursor, raw_autocommit
 
 log = logging.getLogger(__name__)
 # Blocks whose text the job's result holds (thinking is never part of the answer).
@@ -26,12 +26,12 @@ def floor_of(tiers: TierTable, earlier: set[str] | None) -> str | None:
     return max(known, key=lambda t: t.rank).name if known else None
 
 
-def sticky_floor(tiers: TierTable, cur: Any, job_id: uuid.UUID) -> str | None:
+def sticky_floor(tiers: TierTable, cur: Cursor, job_id: uuid.UUID) -> str | None:
     """The floor of one job (None outside a conversation or on its first turn)."""
     return floor_of(tiers, request_params.earlier_turn_tiers(cur, [job_id]).get(job_id))
 
 
-def sticky_floors(tiers: TierTable, cur: Any, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+def sticky_floors(tiers: TierTable, cur: Cursor, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The floors of a chunk's jobs that have one, in one query."""
     floors = {}
     for job_id, earlier in request_params.earlier_turn_tiers(cur, job_ids).items():

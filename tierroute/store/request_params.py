@@ -9,6 +9,8 @@ import json
 import uuid
 from typing import Any
 
+from tierroute.store.engine import Cursor
+
 LOAD = "SELECT request_params FROM jobs WHERE id = %(id)s"
 
 # Kept once, by the first call that adapted the job; a retry adapts it the same way.
@@ -42,24 +44,24 @@ EARLIER_TURN_TIERS = """
 """
 
 
-def load(cur: Any, job_id: uuid.UUID) -> dict[str, Any] | None:
+def load(cur: Cursor, job_id: uuid.UUID) -> dict[str, Any] | None:
     """The job's request_params, or None."""
     cur.execute(LOAD, {"id": job_id})
     row = cur.fetchone()
     return row[0] if row else None
 
 
-def record_adaptations(cur: Any, job_id: uuid.UUID, model: str, rules: list[str]) -> None:
+def record_adaptations(cur: Cursor, job_id: uuid.UUID, model: str, rules: list[str]) -> None:
     """Keep on the job the rules that translated or dropped its parameters for `model`."""
     cur.execute(RECORD_ADAPTATIONS, {"id": job_id, "model": model, "rules": json.dumps(rules)})
 
 
-def record_content(cur: Any, job_id: uuid.UUID, blocks: list[dict[str, Any]]) -> None:
+def record_content(cur: Cursor, job_id: uuid.UUID, blocks: list[dict[str, Any]]) -> None:
     """Keep an answer's content blocks, for answers that are more than text."""
     cur.execute(RECORD_CONTENT, {"id": job_id, "content": json.dumps(blocks)})
 
 
-def earlier_turn_tiers(cur: Any, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+def earlier_turn_tiers(cur: Cursor, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
     """For jobs in a conversation, the tiers its earlier turns were routed to."""
     cur.execute(EARLIER_TURN_TIERS, {"ids": job_ids})
     tiers: dict[uuid.UUID, set[str]] = {}

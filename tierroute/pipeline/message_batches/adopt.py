@@ -20,12 +20,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import anthropic
 from anthropic.types.messages import MessageBatch
 
 from tierroute.pipeline.message_batches import sdk
+from tierroute.store.engine import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +54,13 @@ class Search:
     wait: bool = False  # a candidate still runs: look again on a later tick
 
 
-def note_unanswered(cur: Any, ids: Sequence[uuid.UUID], sent_at: datetime, why: str) -> None:
+def note_unanswered(cur: Cursor, ids: Sequence[uuid.UUID], sent_at: datetime, why: str) -> None:
     """Mark the chunk's jobs: their create was sent at `sent_at` and never answered."""
     error = f"{UNANSWERED} ({why}); looking for it before creating another"
     cur.execute(NOTE_UNANSWERED, {"ids": list(ids), "sent_at": sent_at, "error": error})
 
 
-def unanswered_since(cur: Any, ids: Sequence[uuid.UUID]) -> datetime | None:
+def unanswered_since(cur: Cursor, ids: Sequence[uuid.UUID]) -> datetime | None:
     """When the chunk's last unanswered create was sent; None if it has none."""
     cur.execute(UNANSWERED_SINCE, {"ids": list(ids), "prefix": UNANSWERED})
     row = cur.fetchone()
@@ -74,7 +74,7 @@ def request_total(batch: MessageBatch) -> int:
 
 
 def find_accepted(
-    client: anthropic.Anthropic, cur: Any, sent_at: datetime, ids: Sequence[uuid.UUID]
+    client: anthropic.Anthropic, cur: Cursor, sent_at: datetime, ids: Sequence[uuid.UUID]
 ) -> Search:
     """The Message Batch an unanswered create sent at `sent_at` made for `ids`, if any.
 

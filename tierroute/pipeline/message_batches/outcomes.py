@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
 from tierroute.domain.decisions import CallRecord
 from tierroute.domain.status import JobStatus
 from tierroute.store import leases, transitions
+from tierroute.store.engine import Cursor
 from tierroute.store.retry import DATABASE_ERRORS
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ STILL_RUNNING = """
 
 
 def succeed(
-    cur: Any, job_id: uuid.UUID, provider_batch_id: int, text: str, record: CallRecord
+    cur: Cursor, job_id: uuid.UUID, provider_batch_id: int, text: str, record: CallRecord
 ) -> bool:
     """Store a job's answer and its billed call; False if the job had moved on or failed.
 
@@ -52,7 +53,7 @@ def succeed(
 
 
 def settle_failed(
-    cur: Any,
+    cur: Cursor,
     job_id: uuid.UUID,
     provider_batch_id: int | None,
     reason: str,
@@ -74,13 +75,13 @@ def settle_failed(
         transitions.batch_end(cur, job_id, provider_batch_id, end, error, from_status)
 
 
-def settle_unsubmitted(cur: Any, job_ids: list[uuid.UUID], reason: str, policy: Policy) -> None:
+def settle_unsubmitted(cur: Cursor, job_ids: list[uuid.UUID], reason: str, policy: Policy) -> None:
     """Jobs whose Message Batch the API refused outright (a 4xx on create)."""
     for job_id in job_ids:
         settle_failed(cur, job_id, None, reason, policy, from_status=JobStatus.ROUTED)
 
 
-def settle_missing(cur: Any, provider_batch_id: int, policy: Policy) -> int:
+def settle_missing(cur: Cursor, provider_batch_id: int, policy: Policy) -> int:
     """Jobs the ended batch's results did not mention; treated like errored requests."""
     cur.execute(STILL_RUNNING, {"provider_batch_id": provider_batch_id})
     missing = [row[0] for row in cur.fetchall()]

@@ -24,7 +24,7 @@ from tierroute.pipeline.message_batches import adopt, sdk
 from tierroute.pipeline.message_batches.outcomes import settle_unsubmitted
 from tierroute.pipeline.message_batches.requests import JobRow, batch_requests, split
 from tierroute.store import request_params, transitions
-from tierroute.store.engine import one_row, raw_transaction
+from tierroute.store.engine import Cursor, fetch_all_as, one_row, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,8 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
         cur.execute(LOCK_BATCH, {"batch_id": batch_id})
         if cur.fetchone() is None:
             return None  # another poller is submitting this batch
-        cur.execute(
-            WAITING_JOBS,
-            {"batch_id": batch_id, "tier": tier_name, "limit": settings.batch_api_max_requests},
-        )
-        rows = [JobRow(*row) for row in cur.fetchall()]
+        params = {"batch_id": batch_id, "tier": tier_name, "limit": settings.batch_api_max_requests}
+        rows = fetch_all_as(cur, JobRow, WAITING_JOBS, params)
         if not rows:
             return None
         requests, adapted = batch_requests(
@@ -131,7 +128,7 @@ def _submit_one(rt: Runtime, batch_id: uuid.UUID, tier_name: str) -> int | None:
 
 
 def _earlier_create(
-    rt: Runtime, cur: Any, batch_id: uuid.UUID, ids: list[uuid.UUID]
+    rt: Runtime, cur: Cursor, batch_id: uuid.UUID, ids: list[uuid.UUID]
 ) -> adopt.Search:
     """The batch an unanswered create made for these jobs, or whether to wait and see."""
     sent_at = adopt.unanswered_since(cur, ids)
