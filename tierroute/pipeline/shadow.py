@@ -14,6 +14,10 @@ learning cost, billed and reserved, stays within `shadow_max_share` of today's
 completion spend, and its key's and the global budgets have room (a budget hold).
 Checks of the cap are serialised by an advisory lock, so two workers cannot both
 take its last cent. A job the cap or a budget leaves out is simply not judged.
+
+A job of a `batch_api` batch is judged through Message Batches instead, at the batch
+rate, when its own Message Batch's results are applied
+(tierroute/pipeline/message_batches/learning.py).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ JUDGE_MAX_TOKENS = 128
 CAP_LOCK = (0x5AD0, 1)
 # A pending reservation older than this belongs to a worker that died: not counted.
 PENDING_TTL_S = 3600.0
+# A batch-mode reservation waits for up to two Message Batches, each up to 24 hours.
+BATCH_PENDING_TTL_S = 2 * 24 * 3600.0 + PENDING_TTL_S
 
 # Today's (UTC) completion spend, and the learning cost billed or reserved.
 SPEND_TODAY = """
@@ -75,7 +81,8 @@ SPEND_TODAY = """
         WHERE created_at >= day.start AND purpose IN ('shadow', 'judge'))
     + (SELECT coalesce(sum(reserved_usd), 0) FROM shadow_verdicts
         WHERE as_good IS NULL AND reserved_usd IS NOT NULL
-          AND created_at > now() - make_interval(secs => %(ttl_s)s))
+          AND created_at > now() - make_interval(secs => CASE WHEN batch_stage IS NULL
+                THEN %(ttl_s)s ELSE %(batch_ttl_s)s END))
 """
 
 JOB = """
@@ -145,10 +152,15 @@ def build_judge_params(
 
 def parse_verdict(result: CallResult) -> tuple[bool, str] | None:
     """(cheaper_as_good, reasoning) from the judge's answer; None if it gave none."""
-    if result.message.stop_reason == "refusal":
+    return verdict_of(result.text, result.message.stop_reason)
+
+
+def verdict_of(text: str, stop_reason: str | None) -> tuple[bool, str] | None:
+    """(cheaper_as_good, reasoning) from the judge's text; None if it gave none."""
+    if stop_reason == "refusal":
         return None
     try:
-        answer = json.loads(result.text)
+        answer = json.loads(text)
         as_good = answer["cheaper_as_good"]
         reasoning = str(answer.get("reasoning", "")).strip()
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -187,16 +199,21 @@ class ShadowJob:
         return params_ceiling(self.shadow, self.shadow_params) + judge + unseen
 
 
-def _load(rt: Runtime, cur: Any, job_id: uuid.UUID) -> ShadowJob | None:
+def load_job(
+    rt: Runtime, cur: Any, job_id: uuid.UUID, *, batch_api: bool = False, claimed: bool = False
+) -> ShadowJob | None:
+    """The job to judge, or None if it is not one: `batch_api` picks which mode's jobs;
+    `claimed`: its verdict row is already written (a batch-mode judgement under way)."""
     cur.execute(JOB, {"id": job_id})
     row = cur.fetchone()
     if row is None:
         return None
     status, tier_name, prompt, system, max_tokens, thinking, key_id, answer = row[:8]
-    force_tier, batch_api, judged = row[8:]
-    # Routed, answered live, not judged yet: forced tiers teach the router nothing, and
-    # batch-mode jobs are left to a later change (their calls would be at batch price).
-    if status != "succeeded" or force_tier is not None or batch_api or judged:
+    force_tier, in_batch_api, judged = row[8:]
+    # Forced tiers teach the router nothing. Batch-mode jobs are judged through
+    # Message Batches, live jobs by live calls; `judged`: the verdict row exists.
+    mode_matches = bool(in_batch_api) == batch_api and bool(judged) == claimed
+    if status != "succeeded" or force_tier is not None or not mode_matches:
         return None
     pair = tier_pair(rt.tiers, str(tier_name))
     judge = judge_tier(rt)
@@ -218,18 +235,15 @@ def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | N
     """Claim the job for judging and reserve its worst case; None if it is left out."""
     with raw_transaction() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", CAP_LOCK)
-        job = _load(rt, cur, job_id)
+        job = load_job(rt, cur, job_id)
         if job is None:
             return None
         worst = job.worst_case_usd()
-        cur.execute(SPEND_TODAY, {"ttl_s": PENDING_TTL_S})
-        completion, learning = one_row(cur)
-        cap = Decimal(str(rt.settings.shadow_max_share)) * Decimal(completion)
-        if Decimal(learning) + worst > cap:
+        room = learning_room(rt, cur)
+        if worst > room:
             log.info(
-                "shadow: job %s left out: learning cost %s + %s would pass the cap %s",
-                job_id, learning, worst, cap,
-            )  # fmt: skip
+                "shadow: job %s left out: %s would pass the cap (room %s)", job_id, worst, room
+            )
             return None
         try:
             hold = rt.budgets.hold(cur, job.api_key_id, worst, rt.settings.request_timeout_s * 3)
@@ -250,6 +264,13 @@ def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | N
             budgets.release(cur, hold)
             return None
     return job, hold
+
+
+def learning_room(rt: Runtime, cur: Any) -> Decimal:
+    """What today's learning may still bill or reserve under the cap; hold CAP_LOCK first."""
+    cur.execute(SPEND_TODAY, {"ttl_s": PENDING_TTL_S, "batch_ttl_s": BATCH_PENDING_TTL_S})
+    completion, learning = one_row(cur)
+    return Decimal(str(rt.settings.shadow_max_share)) * Decimal(completion) - Decimal(learning)
 
 
 def shadow_job(rt: Runtime, job_id: uuid.UUID) -> bool | RetryLater | None:

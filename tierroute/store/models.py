@@ -253,6 +253,9 @@ class ProviderBatch(Base):
         ForeignKey("batches.id", ondelete="CASCADE"), index=True
     )
     tier: Mapped[str] = mapped_column(String(20))
+    # What its requests are: the jobs' answers (complete), or shadow judging's calls
+    # (shadow, judge), whose results go to shadow_verdicts, not to the jobs.
+    purpose: Mapped[str] = mapped_column(String(20), default="complete", server_default="complete")
     anthropic_batch_id: Mapped[str] = mapped_column(String(200), unique=True)
     # Anthropic's processing_status: in_progress, canceling, ended.
     processing_status: Mapped[str] = mapped_column(String(20))
@@ -295,6 +298,14 @@ class ShadowVerdict(Base):
     """
 
     __tablename__ = "shadow_verdicts"
+    __table_args__ = (
+        Index(
+            "ix_shadow_verdicts_batch_waiting",
+            "batch_stage",
+            postgresql_where="batch_stage IS NOT NULL AND provider_batch_id IS NULL"
+            " AND as_good IS NULL",
+        ),
+    )
 
     job_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
@@ -307,3 +318,16 @@ class ShadowVerdict(Base):
     reserved_usd: Mapped[Decimal | None] = mapped_column(USD)
     created_at: Mapped[datetime] = _utc_now_column()
     judged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Judged through Message Batches (a batch_api job): the request it waits for,
+    # 'shadow' then 'judge'; NULL for a live judgement.
+    batch_stage: Mapped[str | None] = mapped_column(String(10))
+    # The Message Batch holding that request; NULL until it is submitted.
+    provider_batch_id: Mapped[int | None] = mapped_column(
+        ForeignKey("provider_batches.id", ondelete="SET NULL")
+    )
+    # The shadow answer, kept between the shadow's Message Batch and the judge's.
+    shadow_text: Mapped[str | None] = mapped_column(Text)
+    # The budget hold covering the pending calls, released with the verdict.
+    budget_hold_id: Mapped[int | None] = mapped_column(BigInteger)
+    # When a create that went unanswered was sent: the next try looks for that batch first.
+    create_sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -12,6 +12,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
@@ -22,7 +23,7 @@ from tierroute.domain.errors import ProviderError
 from tierroute.domain.status import CallPurpose
 from tierroute.llm.provider import message_text
 from tierroute.pipeline.context import Runtime
-from tierroute.pipeline.message_batches import sdk
+from tierroute.pipeline.message_batches import learning, learning_outcomes, sdk
 from tierroute.pipeline.message_batches.outcomes import (
     Policy,
     settle_failed,
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 # The next Message Batch whose results are not mapped back yet, unless another poller
 # holds it or it was looked at within the last half poll interval (two beats).
 NEXT_BATCH = """
-    SELECT id, tier, anthropic_batch_id, cancel_requested_at IS NOT NULL, created_at
+    SELECT id, tier, anthropic_batch_id, cancel_requested_at IS NOT NULL, created_at, purpose
       FROM provider_batches
      WHERE results_processed_at IS NULL AND id > %(after)s
        AND (last_polled_at IS NULL
@@ -95,7 +96,7 @@ def _poll_next(rt: Runtime, after: int) -> tuple[int, bool] | None:
         row = cur.fetchone()
         if row is None:
             return None
-        provider_batch_id, tier, anthropic_id, cancel_requested, created_at = row
+        provider_batch_id, tier, anthropic_id, cancel_requested, created_at, purpose = row
         try:
             batch = sdk.retrieve(rt.client, anthropic_id)
             if cancel_requested and batch.processing_status == "in_progress":
@@ -104,9 +105,15 @@ def _poll_next(rt: Runtime, after: int) -> tuple[int, bool] | None:
             _store_state(cur, provider_batch_id, batch)
             if batch.processing_status != "ended":
                 return provider_batch_id, False
-            applied = _apply_results(
-                rt, cur, provider_batch_id, tier, anthropic_id, created_at, cancel_requested
-            )
+            if purpose == CallPurpose.COMPLETE.value:
+                applied = _apply_results(
+                    rt, cur, provider_batch_id, tier, anthropic_id, created_at, cancel_requested
+                )
+                learning.reserve_chosen(rt, cur, provider_batch_id)
+            else:
+                applied = _apply_learning(
+                    rt, cur, provider_batch_id, tier, anthropic_id, created_at, purpose
+                )
         except ProviderError as exc:
             raise _PollFailed(provider_batch_id, exc) from exc
         cur.execute(PROCESSED, {"id": provider_batch_id})
@@ -168,6 +175,27 @@ def _apply_results(
     return Applied(succeeded=succeeded, failed=failed)
 
 
+def _apply_learning(
+    rt: Runtime,
+    cur: Any,
+    provider_batch_id: int,
+    tier: str,
+    anthropic_id: str,
+    created_at: datetime,
+    purpose: str,
+) -> Applied:
+    """A shadow or judge Message Batch's results: to shadow_verdicts, not to jobs."""
+    latency_ms = max(0, round((datetime.now(UTC) - created_at).total_seconds() * 1000))
+
+    def bill(response: MessageBatchIndividualResponse, call: CallPurpose) -> CallRecord:
+        return _call_record(rt, tier, anthropic_id, response, latency_ms, call)
+
+    succeeded, failed = learning_outcomes.apply_results(
+        rt, cur, provider_batch_id, purpose, anthropic_id, bill
+    )
+    return Applied(succeeded=succeeded, failed=failed)
+
+
 def _failure_reason(response: MessageBatchIndividualResponse) -> str:
     result = response.result
     if result.type == "errored":
@@ -182,23 +210,26 @@ def _call_record(
     anthropic_id: str,
     response: MessageBatchIndividualResponse,
     latency_ms: int,
+    purpose: CallPurpose = CallPurpose.COMPLETE,
 ) -> CallRecord:
     """The billed call, at the batch rate; the all-Opus baseline too.
 
     The baseline is at the batch rate as well, so saved_usd is the saving of routing
-    alone (docs/batch-mode-and-caching.md).
+    alone (docs/batch-mode-and-caching.md). Learning calls (shadow, judge) have none:
+    the all-Opus baseline never pays for them.
     """
     assert response.result.type == "succeeded"
     message = response.result.message
     tier = rt.tiers.by_model(message.model) or rt.tiers.get(tier_name)
     tokens = TokenCounts.from_usage(message.usage)
+    if_opus = cost_usd(tokens, rt.tiers.top) if purpose is CallPurpose.COMPLETE else Decimal(0)
     return CallRecord(
-        purpose=CallPurpose.COMPLETE,
+        purpose=purpose,
         model=message.model or tier.model,
         tier=tier.name,
         tokens=tokens,
         cost_usd=BATCH_RATE * cost_usd(tokens, tier),
-        cost_if_opus_usd=BATCH_RATE * cost_usd(tokens, rt.tiers.top),
+        cost_if_opus_usd=BATCH_RATE * if_opus,
         latency_ms=latency_ms,
         request_id=f"{anthropic_id}:{response.custom_id}",
         stop_reason=message.stop_reason,

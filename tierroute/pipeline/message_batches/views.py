@@ -15,7 +15,8 @@ def provider_batches_view(session: Session, batch_id: uuid.UUID) -> list[dict[st
     """Anthropic's state of each Message Batch: processing_status and request_counts."""
     rows = session.scalars(
         select(ProviderBatch)
-        .where(ProviderBatch.batch_id == batch_id)
+        # Shadow judging's Message Batches hold no job of the batch: not shown.
+        .where(ProviderBatch.batch_id == batch_id, ProviderBatch.purpose == "complete")
         .order_by(ProviderBatch.tier, ProviderBatch.id)
     )
     return [
