@@ -49,6 +49,18 @@ def forced_tier(model: object, tiers: TierTable, where: str = "model") -> str | 
     raise InvalidInput(where, f"{model!r} is not a model here; use {AUTO_MODEL!r} or {known}")
 
 
+def _check_metadata(metadata: object, where: str) -> None:
+    """Anthropic's `user_id` and tierroute's conversation keys, each of its own type."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise InvalidInput(where, "must be an object")
+    for name, kind in (("user_id", str), ("conversation_id", str), ("sticky", bool)):
+        value = metadata.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise InvalidInput(f"{where}.{name}", f"must be a {kind.__name__}")
+
+
 def spec_from_messages_body(
     body: object, tiers: TierTable, where: str = "", custom_id: str | None = None
 ) -> JobSpec:
@@ -60,12 +72,10 @@ def spec_from_messages_body(
             raise InvalidInput(f"{where}{name}", "is not supported by tierroute")
     if body.get("stream") not in (None, False):
         raise InvalidInput(f"{where}stream", "streaming is not supported by tierroute yet")
-    if "model" not in body:
-        raise InvalidInput(f"{where}model", "Field required")
-    if "max_tokens" not in body:
-        raise InvalidInput(f"{where}max_tokens", "Field required")
-    if "messages" not in body:
-        raise InvalidInput(f"{where}messages", "Field required")
+    for required in ("model", "max_tokens", "messages"):
+        if body.get(required) is None:
+            raise InvalidInput(f"{where}{required}", "Field required")
+    _check_metadata(body.get("metadata"), f"{where}metadata")
     item = {name: value for name, value in body.items() if name in ACCEPTED}
     item["force_tier"] = forced_tier(body["model"], tiers, f"{where}model")
     if custom_id is not None:
