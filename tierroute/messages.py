@@ -18,6 +18,7 @@ COMPLETE_MANY = "tierroute.complete_many"
 SHADOW = "tierroute.shadow"
 BATCH_API_POLL = "tierroute.batch_api.poll"
 RETENTION_PRUNE = "tierroute.retention.prune"
+ROLLUP_COMPACT = "tierroute.rollup.compact"
 
 
 def tier_queues(tiers: TierTable) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ from tierroute.config import get_settings
 from tierroute.messages import BATCH_API_POLL as POLL
 from tierroute.messages import CLASSIFY_QUEUE as QUEUE
 from tierroute.messages import RETENTION_PRUNE as PRUNE
+from tierroute.messages import ROLLUP_COMPACT as COMPACT
 from tierroute.pipeline.message_batches import poll_once
 from tierroute.runtime import get_runtime
 from tierroute.store.retry import DATABASE_ERRORS
@@ -31,7 +32,8 @@ from worker.celery_app import app
 
 log = logging.getLogger(__name__)
 _beat: Any = None
-RETENTION_EVERY_S = 3600.0  # prunes are idempotent and take rows with SKIP LOCKED
+# Prunes and compactions are idempotent; a prune takes its rows with SKIP LOCKED.
+RETENTION_EVERY_S = 3600.0
 
 
 @app.task(name=POLL, bind=True, ignore_result=True)
@@ -61,9 +63,23 @@ def prune(self: Task) -> None:
     log.info("retention: pruned %d jobs and %d calls older than %s", done.jobs, done.calls, cutoff)
 
 
+@app.task(name=COMPACT, bind=True, ignore_result=True)
+def compact(self: Task) -> None:
+    """Fold rollup hours older than two days into one row per day (migration 0013)."""
+    from tierroute.store import rollups
+    from tierroute.store.engine import session_scope
+
+    get_runtime()
+    try:
+        with session_scope() as session:
+            rollups.compact(session)
+    except DATABASE_ERRORS as exc:
+        log.warning("rollup compaction: database unavailable (%s); next tick", exc)
+
+
 def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:
-    """The schedule: one poll every `poll_s` seconds on the classify queue, and with
-    retention on, one prune an hour."""
+    """The schedule: one poll every `poll_s` seconds on the classify queue, one
+    rollup compaction an hour, and with retention on, one prune an hour."""
     schedule: dict[str, Any] = {
         "tierroute-batch-api-poll": {
             "task": POLL,
@@ -71,7 +87,12 @@ def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[st
             # A tick queued behind a long classify backlog is dropped once a newer one
             # is due anyway; never sooner than a minute, so ticks are not all lost.
             "options": {"queue": QUEUE, "expires": max(60.0, 10 * poll_s)},
-        }
+        },
+        "tierroute-rollup-compact": {
+            "task": COMPACT,
+            "schedule": RETENTION_EVERY_S,
+            "options": {"queue": QUEUE, "expires": RETENTION_EVERY_S},
+        },
     }
     if retention_days is not None:
         schedule["tierroute-retention-prune"] = {

@@ -1,16 +1,22 @@
-"""TIERROUTE_RETENTION_DAYS puts an hourly prune on the classify worker's beat."""
+"""The classify worker's beat compacts the rollups hourly, and with
+TIERROUTE_RETENTION_DAYS also prunes hourly."""
 
 from __future__ import annotations
 
 import pytest
 
 from tierroute.config import Settings
-from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE
+from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE, ROLLUP_COMPACT
 from worker.batch_tasks import RETENTION_EVERY_S, beat_schedule
 
 
 def test_no_prune_without_retention() -> None:
     assert all(e["task"] != RETENTION_PRUNE for e in beat_schedule(5.0).values())
+
+
+def test_rollups_compact_hourly_always() -> None:
+    (entry,) = [e for e in beat_schedule(5.0).values() if e["task"] == ROLLUP_COMPACT]
+    assert entry["schedule"] == 3600.0 and entry["options"]["queue"] == CLASSIFY_QUEUE
 
 
 def test_prune_hourly_with_retention() -> None:

@@ -27,20 +27,26 @@ def _init_engine() -> None:
 
 @click.command()
 @click.option("--rebuild", is_flag=True, help="Recompute the rollups from the raw rows.")
-def rollup(rebuild: bool) -> None:
+@click.option("--compact", is_flag=True, help="Fold hours older than two days into days now.")
+def rollup(rebuild: bool, compact: bool) -> None:
     """The cost rollups that the report, dashboard, /metrics and views read.
 
-    Triggers keep them current; --rebuild recomputes them from raw rows (hours
-    before the last prune keep their rollups). Writers wait while it runs.
+    Triggers keep them current and the classify worker's beat compacts them hourly;
+    --rebuild recomputes them from raw rows (days before the last prune keep their
+    rollups), --compact folds old hours into days. Writers wait while a rebuild runs.
     """
     from tierroute.store import rollups
 
-    if not rebuild:
-        raise click.UsageError("nothing to do: give --rebuild")
+    if not (rebuild or compact):
+        raise click.UsageError("nothing to do: give --rebuild or --compact")
     started = time.monotonic()
     with _session_scope() as session:
-        rollups.rebuild(session)
-    click.echo(f"rollups rebuilt from raw rows in {time.monotonic() - started:.1f} s")
+        if rebuild:
+            rollups.rebuild(session)
+        else:
+            rollups.compact(session)
+    done = "rebuilt from raw rows" if rebuild else "compacted"
+    click.echo(f"rollups {done} in {time.monotonic() - started:.1f} s")
 
 
 def parse_age(text: str) -> timedelta:
@@ -77,7 +83,7 @@ def prune(older_than: str, archive: Path | None, chunk: int) -> None:
     done = prune_rows(session_scope, cutoff, archive_dir=archive, chunk=chunk)
     click.echo(
         f"pruned {done.jobs:,} jobs and {done.calls:,} calls from before "
-        f"{cutoff.isoformat(timespec='seconds')} in {done.seconds:.1f} s"
+        f"{done.cutoff.isoformat(timespec='seconds')} in {done.seconds:.1f} s"
     )
     for path in done.archive:
         click.echo(f"archived to {path}")

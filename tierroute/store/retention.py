@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierroute.domain.status import FINISHED
+from tierroute.store.rollups import start_of_day
 
 _FINISHED = ", ".join(f"'{status}'" for status in sorted(FINISHED))
 PICK_JOBS = f"""
@@ -115,7 +116,12 @@ def prune(
     pause_s: float = 0.05,
     lock_timeout_ms: int = 2_000,
 ) -> PruneResult:
-    """Export (when `archive_dir` is given) and delete rows older than `cutoff`."""
+    """Export (when `archive_dir` is given) and delete rows older than `cutoff`.
+
+    The cutoff is taken back to its UTC midnight: rollups older than two days are
+    one row per day, and a rebuild redoes whole days from the raw rows.
+    """
+    cutoff = start_of_day(cutoff)
     started = time.monotonic()
     result = PruneResult(cutoff=cutoff)
     archive = _Archive(archive_dir, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))

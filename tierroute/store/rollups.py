@@ -4,17 +4,22 @@ Triggers keep `rollup_calls_hourly`, `rollup_jobs_hourly`, `rollup_decisions_hou
 and `rollup_batches` current in the writer's transaction, so every total here reads
 a few thousand rows however many calls the raw tables hold, and still counts calls
 whose raw rows were pruned. Each writer adds to its own shard row (backend pid
-mod 4); these queries sum the shards.
+mod 4); these queries sum the shards. Hours before the last KEEP_HOURLY are
+compacted into one row per UTC day and shard 0 (migration 0013), which no reader
+here can tell apart, since none needs hours older than today.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+# Hourly rows kept before compaction into days: today's and yesterday's hours at least.
+KEEP_HOURLY = timedelta(hours=48)
 
 # The savings view's sums, for one key's calls (rollup_calls_hourly.api_key_id is the
 # job's key, or the key a /v1/route call named), plus the report's extra figures.
@@ -134,13 +139,27 @@ def batch_cost(session: Session, batch_id: uuid.UUID) -> tuple[Decimal, Decimal]
     return Decimal(cost), Decimal(if_opus)
 
 
+def start_of_day(at: datetime) -> datetime:
+    """The UTC midnight at or before `at`."""
+    return at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def compact(session: Session, now: datetime | None = None) -> None:
+    """Fold rollup rows of whole UTC days older than KEEP_HOURLY into one row per day."""
+    before = (now or datetime.now(UTC)) - KEEP_HOURLY
+    session.execute(text("SELECT tierroute_rollup_compact(:before)"), {"before": before})
+
+
 def rebuild(session: Session, since: datetime | None = None) -> None:
     """Recompute the rollups from raw rows: all hours, or those from `since` on.
 
     Hours before the last prune keep their rollups (their raw rows are gone), so a
     full rebuild starts at `rollup_state.pruned_before`. Raw tables are locked
-    against writes while it runs.
+    against writes while it runs. Then compacts, as the beat does.
     """
     pruned = session.execute(text("SELECT pruned_before FROM rollup_state")).scalar_one_or_none()
     start = max((t for t in (since, pruned) if t is not None), default=None)
+    if start is not None:  # a compacted day's row holds all its hours: redo whole days
+        start = start_of_day(start)
     session.execute(text("SELECT tierroute_rollup_rebuild(:since)"), {"since": start})
+    compact(session)
