@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from tierroute.domain.errors import TierrouteError
 
@@ -115,3 +116,72 @@ def tierroute_headers(view: dict[str, Any]) -> dict[str, str]:
         # The SDK keeps this as the response's `_request_id`.
         "request-id": view["id"],
     }
+
+
+class AnthropicErrorDetail(BaseModel):
+    """What went wrong: Anthropic's error type and a message naming the parameter."""
+
+    type: str
+    message: str
+
+
+class AnthropicError(BaseModel):
+    """Anthropic's ErrorResponse, as every /v1/messages route answers an error."""
+
+    type: str = "error"
+    error: AnthropicErrorDetail
+    request_id: str | None = None
+
+
+class MessageOut(BaseModel):
+    """Anthropic's Message (the spec: shared/data/anthropic-openapi.json)."""
+
+    id: str
+    type: str
+    role: str
+    model: str
+    content: list[dict[str, Any]]
+    stop_reason: str | None
+    stop_sequence: str | None
+    stop_details: dict[str, Any] | None
+    container: dict[str, Any] | None
+    usage: dict[str, Any]
+
+
+class MessageBatchOut(BaseModel):
+    """Anthropic's MessageBatch."""
+
+    id: str
+    type: str
+    processing_status: str
+    request_counts: dict[str, int]
+    created_at: str
+    expires_at: str
+    ended_at: str | None
+    cancel_initiated_at: str | None
+    archived_at: str | None
+    results_url: str | None
+
+
+class MessageBatchList(BaseModel):
+    """A page of Message Batches."""
+
+    data: list[MessageBatchOut]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+_ANTHROPIC_MEANING = {
+    400: "a parameter is invalid or not supported; the message names it",
+    401: "missing, unknown or revoked API key",
+    404: "no such batch among the caller's",
+    413: "body too large",
+    500: "the job failed (its error is the message)",
+    504: "the job did not finish within the wait; the message and x-tierroute-job-id name it",
+}
+
+
+def anthropic_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for errors in Anthropic's shape."""
+    return {s: {"model": AnthropicError, "description": _ANTHROPIC_MEANING[s]} for s in statuses}

@@ -15,13 +15,20 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
-from api.anthropic_shapes import anthropic_error, from_tierroute_error, result_line
+from api.anthropic_shapes import (
+    MessageBatchList,
+    MessageBatchOut,
+    anthropic_error,
+    anthropic_responses,
+    from_tierroute_error,
+    result_line,
+)
 from api.auth import CallerKey
 from api.deps import get_rt
 from api.ingress import BodyTooLarge
 from api.results_stream import NDJSONStream, result_chunks
 from api.upload import spool_body
-from tierroute.domain.errors import NotFound, TierrouteError
+from tierroute.domain.errors import InvalidInput, NotFound, TierrouteError
 from tierroute.domain.status import BatchMode
 from tierroute.runtime import Runtime
 from tierroute.store.anthropic_batches import (
@@ -34,10 +41,14 @@ from tierroute.store.engine import session_scope
 from tierroute.store.ingest import copy_batch
 from tierroute.store.jobs import cancel_batch
 
-router = APIRouter(prefix="/v1/messages/batches", tags=["anthropic"])
+router = APIRouter(
+    prefix="/v1/messages/batches", tags=["anthropic"], responses=anthropic_responses(401, 404)
+)
 # Anthropic ends a Message Batch's processing within a day; tierroute does not, but the
 # field is required, so it says when Anthropic's would have expired.
 EXPIRES_AFTER = timedelta(hours=24)
+DEFAULT_PAGE = 20
+MAX_PAGE = 1000
 
 
 def _batch_id(raw: str) -> uuid.UUID:
@@ -45,6 +56,15 @@ def _batch_id(raw: str) -> uuid.UUID:
         return uuid.UUID(raw.removeprefix("msgbatch_"))
     except ValueError:
         raise NotFound(f"message batch {raw} not found") from None
+
+
+def _page_size(raw: str | None) -> int:
+    # Parsed here, not by FastAPI, so a bad value is a 400 in Anthropic's shape.
+    if raw is None:
+        return DEFAULT_PAGE
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be an integer from 1 to {MAX_PAGE}")
+    return int(raw)
 
 
 def _message_batch(state: dict[str, Any], base_url: str) -> dict[str, Any]:
@@ -91,7 +111,11 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-@router.post("", summary="Create a Message Batch, each request routed")
+@router.post(
+    "",
+    summary="Create a Message Batch, each request routed",
+    responses={200: {"model": MessageBatchOut}, **anthropic_responses(400, 413)},
+)
 async def create_batch(
     request: Request, caller: CallerKey, rt: Annotated[Runtime, Depends(get_rt)]
 ) -> Response:
@@ -119,19 +143,24 @@ async def create_batch(
     return JSONResponse(_message_batch(state, _base_url(request)))
 
 
-@router.get("", summary="List Message Batches, newest first")
+@router.get(
+    "",
+    summary="List Message Batches, newest first",
+    responses={200: {"model": MessageBatchList}, **anthropic_responses(400)},
+)
 def list_batches(
     request: Request,
     caller: CallerKey,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    limit: Annotated[str | None, Query(description="1 to 1000; 20 if unset")] = None,
     before_id: str | None = None,
     after_id: str | None = None,
 ) -> Response:
     """A page of the caller's batches (Anthropic's `before_id`/`after_id` cursors)."""
     try:
+        size = _page_size(limit)
         before = _batch_id(before_id) if before_id else None
         after = _batch_id(after_id) if after_id else None
-        ids, more = page_of_batches(caller, limit, before, after)
+        ids, more = page_of_batches(caller, size, before, after)
         states = batch_states(ids)
     except TierrouteError as exc:
         return from_tierroute_error(exc)
@@ -147,7 +176,11 @@ def list_batches(
     )
 
 
-@router.get("/{message_batch_id}", summary="Retrieve a Message Batch")
+@router.get(
+    "/{message_batch_id}",
+    summary="Retrieve a Message Batch",
+    responses={200: {"model": MessageBatchOut}},
+)
 def retrieve_batch(message_batch_id: str, request: Request, caller: CallerKey) -> Response:
     """Processing status, request counts and, once ended, the results URL."""
     try:
@@ -157,7 +190,11 @@ def retrieve_batch(message_batch_id: str, request: Request, caller: CallerKey) -
     return JSONResponse(_message_batch(state, _base_url(request)))
 
 
-@router.post("/{message_batch_id}/cancel", summary="Cancel a Message Batch")
+@router.post(
+    "/{message_batch_id}/cancel",
+    summary="Cancel a Message Batch",
+    responses={200: {"model": MessageBatchOut}},
+)
 def cancel(message_batch_id: str, request: Request, caller: CallerKey) -> Response:
     """Requests not yet running are cancelled; running ones finish."""
     try:

@@ -21,7 +21,9 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 
 from api.anthropic_shapes import (
+    MessageOut,
     anthropic_error,
+    anthropic_responses,
     from_tierroute_error,
     job_error,
     message,
@@ -40,7 +42,7 @@ from tierroute.store.job_reads import read_job_view
 from tierroute.store.jobs import claim_for_enqueue, create_job
 from tierroute.store.request_params import load
 
-router = APIRouter(prefix="/v1/messages", tags=["anthropic"])
+router = APIRouter(prefix="/v1/messages", tags=["anthropic"], responses=anthropic_responses(401))
 log = logging.getLogger(__name__)
 BROKER_ERRORS = (OperationalError, ConnectionError, TimeoutError)
 # The longest a request waits for its job, whatever the client allows.
@@ -109,6 +111,7 @@ async def _wait(job_id: uuid.UUID, budget_s: float) -> bool:
     "",
     summary="Create a Message, routed (Anthropic's Messages API)",
     response_description="Anthropic's Message; headers name the tier, model, job and cost",
+    responses={200: {"model": MessageOut}, **anthropic_responses(400, 401, 500, 504)},
 )
 async def create_message(
     request: Request,
