@@ -43,7 +43,7 @@ from tierroute.pipeline.budget_costs import params_ceiling
 from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.steps import RetryLater
 from tierroute.store import leases
-from tierroute.store.engine import one_row, raw_transaction
+from tierroute.store.engine import Cursor, fetch_one_as, one_row, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ SPEND_TODAY = """
 JOB = """
     SELECT j.status, j.tier, j.prompt, j.system, j.max_tokens, j.thinking_override,
            j.api_key_id, j.result_text, j.force_tier, j.batch_api,
-           EXISTS (SELECT 1 FROM shadow_verdicts v WHERE v.job_id = j.id)
+           EXISTS (SELECT 1 FROM shadow_verdicts v WHERE v.job_id = j.id) AS judged
       FROM jobs j WHERE j.id = %(id)s
 """
 
@@ -199,36 +199,53 @@ class ShadowJob:
         return params_ceiling(self.shadow, self.shadow_params) + judge + unseen
 
 
+@dataclass(frozen=True)
+class JobToJudge:
+    """A job as judging reads it (JOB's columns)."""
+
+    status: str
+    tier: str | None
+    prompt: str
+    system: str | None
+    max_tokens: int
+    thinking_override: dict[str, Any] | None
+    api_key_id: uuid.UUID | None
+    result_text: str | None
+    force_tier: str | None
+    batch_api: bool
+    judged: bool  # its verdict row exists
+
+
 def load_job(
-    rt: Runtime, cur: Any, job_id: uuid.UUID, *, batch_api: bool = False, claimed: bool = False
+    rt: Runtime, cur: Cursor, job_id: uuid.UUID, *, batch_api: bool = False, claimed: bool = False
 ) -> ShadowJob | None:
     """The job to judge, or None if it is not one: `batch_api` picks which mode's jobs;
     `claimed`: its verdict row is already written (a batch-mode judgement under way)."""
-    cur.execute(JOB, {"id": job_id})
-    row = cur.fetchone()
-    if row is None:
+    row = fetch_one_as(cur, JobToJudge, JOB, {"id": job_id})
+    if row is None or row.tier is None:
         return None
-    status, tier_name, prompt, system, max_tokens, thinking, key_id, answer = row[:8]
-    force_tier, in_batch_api, judged = row[8:]
     # Forced tiers teach the router nothing. Batch-mode jobs are judged through
-    # Message Batches, live jobs by live calls; `judged`: the verdict row exists.
-    mode_matches = bool(in_batch_api) == batch_api and bool(judged) == claimed
-    if status != "succeeded" or force_tier is not None or not mode_matches:
+    # Message Batches, live jobs by live calls.
+    mode_matches = row.batch_api == batch_api and row.judged == claimed
+    if row.status != "succeeded" or row.force_tier is not None or not mode_matches:
         return None
-    pair = tier_pair(rt.tiers, str(tier_name))
+    pair = tier_pair(rt.tiers, row.tier)
     judge = judge_tier(rt)
     if pair is None or judge is None:
         if judge is None:
             log.error("shadow: judge model %s is no tier's model", rt.settings.judge_model)
         return None
     cheaper, dearer = pair
-    tier = rt.tiers.get(str(tier_name))
+    tier = rt.tiers.get(row.tier)
     shadow = dearer if tier.name == cheaper.name else cheaper
-    scope = caching.cache_scope(rt.settings, key_id)
+    scope = caching.cache_scope(rt.settings, row.api_key_id)
     params = build_completion_params(
-        shadow, prompt, system, max_tokens, thinking, cache_scope=scope
+        shadow, row.prompt, row.system, row.max_tokens, row.thinking_override, cache_scope=scope
     )
-    return ShadowJob(job_id, prompt, answer or "", tier, shadow, cheaper, judge, params, key_id)
+    answer = row.result_text or ""
+    return ShadowJob(
+        job_id, row.prompt, answer, tier, shadow, cheaper, judge, params, row.api_key_id
+    )
 
 
 def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | None:
@@ -266,7 +283,7 @@ def _reserve(rt: Runtime, job_id: uuid.UUID) -> tuple[ShadowJob, int | None] | N
     return job, hold
 
 
-def learning_room(rt: Runtime, cur: Any) -> Decimal:
+def learning_room(rt: Runtime, cur: Cursor) -> Decimal:
     """What today's learning may still bill or reserve under the cap; hold CAP_LOCK first."""
     cur.execute(SPEND_TODAY, {"ttl_s": PENDING_TTL_S, "batch_ttl_s": BATCH_PENDING_TTL_S})
     completion, learning = one_row(cur)

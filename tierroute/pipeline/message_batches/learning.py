@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -47,7 +48,7 @@ from tierroute.pipeline.shadow import (
     learning_room,
     load_job,
 )
-from tierroute.store.engine import one_row, raw_transaction
+from tierroute.store.engine import Cursor, fetch_all_as, one_row, raw_transaction
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,17 @@ WAITING = """
      LIMIT %(limit)s
        FOR UPDATE OF v SKIP LOCKED
 """
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A shadow or judge request waiting for its Message Batch (WAITING's columns)."""
+
+    job_id: uuid.UUID
+    shadow_text: str | None
+    create_sent_at: datetime | None  # a create that went unanswered
+
+
 INSERT_PROVIDER_BATCH = """
     INSERT INTO provider_batches (batch_id, tier, purpose, anthropic_batch_id, processing_status,
                                   request_count, processing, succeeded, errored, canceled,
@@ -102,7 +114,7 @@ NOTE_UNANSWERED = """
 """
 
 
-def reserve_chosen(rt: Runtime, cur: Any, provider_batch_id: int) -> int:
+def reserve_chosen(rt: Runtime, cur: Cursor, provider_batch_id: int) -> int:
     """Claim the chosen jobs a Message Batch has just answered; how many were claimed.
 
     Runs in the poll's transaction that stored the answers, so a job answered is
@@ -172,24 +184,22 @@ def _submit_one(rt: Runtime, stage: str) -> int | None:
         if row is None:
             return None
         batch_id = row[0]
-        cur.execute(
-            WAITING,
-            {"batch_id": batch_id, "stage": stage, "limit": settings.batch_api_max_requests},
-        )
-        rows = cur.fetchall()
-        unanswered = max((row[2] for row in rows if row[2] is not None), default=None)
+        params = {"batch_id": batch_id, "stage": stage, "limit": settings.batch_api_max_requests}
+        waiting = fetch_all_as(cur, Waiting, WAITING, params)
+        sent = [w.create_sent_at for w in waiting if w.create_sent_at is not None]
+        unanswered = max(sent, default=None)
         if unanswered is not None:
             # An unanswered create's chunk is tried again as it was, so that an
             # accepted batch of it is recognised by its custom_ids.
-            rows = [row for row in rows if row[2] == unanswered]
+            waiting = [w for w in waiting if w.create_sent_at == unanswered]
         by_tier: dict[str, list[dict[str, Any]]] = {}
-        for job_id, shadow_text, _ in rows:
-            job = load_job(rt, cur, job_id, batch_api=True, claimed=True)
+        for w in waiting:
+            job = load_job(rt, cur, w.job_id, batch_api=True, claimed=True)
             if job is None:
-                drop(cur, job_id)
+                drop(cur, w.job_id)
                 continue
-            tier, params = _request(job, stage, shadow_text)
-            by_tier.setdefault(tier, []).append({"custom_id": str(job_id), "params": params})
+            tier, request = _request(job, stage, w.shadow_text)
+            by_tier.setdefault(tier, []).append({"custom_id": str(w.job_id), "params": request})
         if not by_tier:
             return 0
         tier_name, requests = next(iter(by_tier.items()))
@@ -219,7 +229,7 @@ def _request(job: ShadowJob, stage: str, shadow_text: str | None) -> tuple[str, 
 
 def _create(
     rt: Runtime,
-    cur: Any,
+    cur: Cursor,
     ids: list[uuid.UUID],
     chunk: list[dict[str, Any]],
     unanswered_at: datetime | None,

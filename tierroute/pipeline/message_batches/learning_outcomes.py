@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
 
 from anthropic.types.messages import MessageBatchIndividualResponse
 
@@ -24,6 +23,7 @@ from tierroute.pipeline.context import Runtime
 from tierroute.pipeline.message_batches import sdk
 from tierroute.pipeline.shadow import load_job, verdict_of
 from tierroute.store import leases
+from tierroute.store.engine import Cursor
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ UNANSWERED_IN = """
 
 
 def apply_results(
-    rt: Runtime, cur: Any, provider_batch_id: int, stage: str, anthropic_id: str, bill: Bill
+    rt: Runtime, cur: Cursor, provider_batch_id: int, stage: str, anthropic_id: str, bill: Bill
 ) -> tuple[int, int]:
     """Map an ended shadow or judge Message Batch's results back; (succeeded, failed)."""
     purpose = CallPurpose(stage)
@@ -99,7 +99,7 @@ def apply_results(
     return succeeded, failed
 
 
-def _to_judge(rt: Runtime, cur: Any, job_id: uuid.UUID, hold: int | None, text: str) -> bool:
+def _to_judge(rt: Runtime, cur: Cursor, job_id: uuid.UUID, hold: int | None, text: str) -> bool:
     """The shadow answer is in: wait for the judge, reserving its worst case alone."""
     job = load_job(rt, cur, job_id, batch_api=True, claimed=True)
     if job is None:
@@ -113,7 +113,7 @@ def _to_judge(rt: Runtime, cur: Any, job_id: uuid.UUID, hold: int | None, text: 
 
 
 def _judged(
-    cur: Any, job_id: uuid.UUID, hold: int | None, verdict: tuple[bool, str] | None
+    cur: Cursor, job_id: uuid.UUID, hold: int | None, verdict: tuple[bool, str] | None
 ) -> bool:
     if verdict is None:
         drop(cur, job_id)
@@ -125,7 +125,7 @@ def _judged(
     return True
 
 
-def drop(cur: Any, job_id: uuid.UUID) -> None:
+def drop(cur: Cursor, job_id: uuid.UUID) -> None:
     """A judgement that cannot finish: its pending row goes, and its budget hold."""
     cur.execute(DROP, {"id": job_id})
     row = cur.fetchone()

@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 
@@ -30,14 +29,15 @@ from tierroute.pipeline.message_batches.outcomes import (
     settle_missing,
     succeed,
 )
-from tierroute.store.engine import raw_transaction
+from tierroute.store.engine import Cursor, fetch_one_as, raw_transaction
 
 log = logging.getLogger(__name__)
 
 # The next Message Batch whose results are not mapped back yet, unless another poller
 # holds it or it was looked at within the last half poll interval (two beats).
 NEXT_BATCH = """
-    SELECT id, tier, anthropic_batch_id, cancel_requested_at IS NOT NULL, created_at, purpose
+    SELECT id, tier, anthropic_batch_id, cancel_requested_at IS NOT NULL AS cancel_requested,
+           created_at, purpose
       FROM provider_batches
      WHERE results_processed_at IS NULL AND id > %(after)s
        AND (last_polled_at IS NULL
@@ -54,6 +54,18 @@ UPDATE_STATE = """
      WHERE id = %(id)s
 """
 PROCESSED = "UPDATE provider_batches SET results_processed_at = now() WHERE id = %(id)s"
+
+
+@dataclass(frozen=True)
+class NextBatch:
+    """A Message Batch to poll (NEXT_BATCH's columns)."""
+
+    id: int
+    tier: str
+    anthropic_batch_id: str
+    cancel_requested: bool
+    created_at: datetime
+    purpose: str
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,12 @@ class _PollFailed(Exception):
 def _poll_next(rt: Runtime, after: int) -> tuple[int, bool] | None:
     gap = rt.settings.batch_api_poll_s / 2
     with raw_transaction() as cur:
-        cur.execute(NEXT_BATCH, {"after": after, "min_gap_s": gap})
-        row = cur.fetchone()
-        if row is None:
+        polled = fetch_one_as(cur, NextBatch, NEXT_BATCH, {"after": after, "min_gap_s": gap})
+        if polled is None:
             return None
-        provider_batch_id, tier, anthropic_id, cancel_requested, created_at, purpose = row
+        provider_batch_id, anthropic_id = polled.id, polled.anthropic_batch_id
+        tier, created_at, purpose = polled.tier, polled.created_at, polled.purpose
+        cancel_requested = polled.cancel_requested
         try:
             batch = sdk.retrieve(rt.client, anthropic_id)
             if cancel_requested and batch.processing_status == "in_progress":
@@ -126,7 +139,7 @@ def _poll_next(rt: Runtime, after: int) -> tuple[int, bool] | None:
     return provider_batch_id, True
 
 
-def _store_state(cur: Any, provider_batch_id: int, batch: MessageBatch) -> None:
+def _store_state(cur: Cursor, provider_batch_id: int, batch: MessageBatch) -> None:
     counts = batch.request_counts
     cur.execute(
         UPDATE_STATE,
@@ -145,7 +158,7 @@ def _store_state(cur: Any, provider_batch_id: int, batch: MessageBatch) -> None:
 
 def _apply_results(
     rt: Runtime,
-    cur: Any,
+    cur: Cursor,
     provider_batch_id: int,
     tier_name: str,
     anthropic_id: str,
@@ -177,7 +190,7 @@ def _apply_results(
 
 def _apply_learning(
     rt: Runtime,
-    cur: Any,
+    cur: Cursor,
     provider_batch_id: int,
     tier: str,
     anthropic_id: str,
