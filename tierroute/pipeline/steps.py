@@ -278,6 +278,8 @@ def finish_call(
             return  # the try whose connection broke had committed
         transitions.succeed_with_call(cur, result.record, job_id, result.text)
 
+    # Blocks beyond text first: a reader that sees the job succeed finds them too.
+    keep_content(job_id, result.message)
     # The call is made and billed: its result outlives a Postgres restart. One
     # statement stores both, so it commits on its own, durably.
     try:
@@ -286,8 +288,6 @@ def finish_call(
         raise  # Postgres stayed away: the job's lease runs out and it is tried again
     except Exception as exc:
         _fail_unstorable(job_id, result, exc)
-    else:
-        keep_content(job_id, result.message)
     return None
 
 
