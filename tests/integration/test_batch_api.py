@@ -229,14 +229,20 @@ def test_an_invalid_request_is_an_errored_result(configure: Configure) -> None:
     batch_id, ids = submit([PROMPTS["haiku"]], force_tier="haiku")
     classify_all(rt, ids)
     with session_scope() as session:
+        # A temperature the API refuses (max_tokens beyond the model's is lowered by rule).
         session.execute(
-            text("UPDATE jobs SET max_tokens = 999999 WHERE batch_id = :b"), {"b": batch_id}
+            text(
+                "UPDATE jobs SET request_params = '{\"temperature\": 5}',"
+                " thinking_override = '{\"request_params\": true, \"thinking\": \"none\"}'"
+                " WHERE batch_id = :b"
+            ),
+            {"b": batch_id},
         )
     poll_once(rt)
     poll_once(rt)
     (job,) = jobs(batch_id)
     assert job.status == JobStatus.FAILED
-    assert "errored: invalid_request_error: max_tokens" in str(job.error)
+    assert "errored: invalid_request_error: temperature" in str(job.error)
 
 
 def test_a_refused_message_batch_follows_the_failure_policy(
