@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Services
+from tests.conftest import Services, clear_settings_caches
 from tests.steps import complete_job
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
 from tierroute.domain.status import JobStatus
+from tierroute.pipeline.classify_chunk import classify_batch
 from tierroute.pipeline.steps import classify_job
 from tierroute.runtime import Runtime, get_runtime
 from tierroute.store.engine import session_scope
@@ -146,3 +147,26 @@ def test_a_tool_call_answer_keeps_its_blocks(rt: Runtime) -> None:
     plain = submit({"prompt": "hello", "temperature": 0.5, "force_tier": "haiku"})
     run(rt, plain)
     assert "response_content" not in request_params(plain)
+
+
+def test_a_chunk_routed_at_once_keeps_conversations_on_their_tier(
+    clean_db: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The in-process classifier routes a feeder's chunk in one statement (classify_chunk).
+    monkeypatch.setenv("TIERROUTE_CLASSIFIER", "local")
+    clear_settings_caches()
+    rt = get_runtime()
+    assert rt.classifier.in_process
+    first = submit({"prompt": HARD, "force_tier": "opus", "metadata": {"conversation_id": "k"}})
+    assert classify_job(rt, first) == "opus"
+    turns = [
+        {"role": "user", "content": HARD},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": EASY},
+    ]
+    follow_up = submit({"messages": turns, "metadata": {"conversation_id": "k"}})
+    alone = submit({"messages": turns})
+    routing = classify_batch(rt, [follow_up, alone])
+    tiers = dict(routing.hand_on)
+    assert tiers[follow_up] == "opus"
+    assert tiers[alone] != "opus"  # the same turns outside the conversation
