@@ -90,7 +90,8 @@ class Job(Base):
 
     __tablename__ = "jobs"
     __table_args__ = (
-        Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        # A batch's counts by status and by tier, both index-only (migration 0014).
+        Index("ix_jobs_batch_id_status_tier", "batch_id", "status", "tier"),
         # Per-key and per-time reads (migration 0007): the report and dashboard by
         # key, reads by age, and the result stream's keyset order within a batch.
         Index("ix_jobs_api_key_id_created_at", "api_key_id", "created_at"),
