@@ -151,3 +151,14 @@ def test_another_keys_batch_is_not_found(client: TestClient) -> None:
     answer = client.get(f"/v1/messages/batches/{batch_id}", headers={"x-api-key": other})
     assert answer.status_code == 404
     assert answer.json()["error"]["type"] == "not_found_error"
+
+
+def test_a_custom_id_used_twice_in_a_tierroute_batch_is_refused(client: TestClient) -> None:
+    lines = [{"prompt": "a", "custom_id": "same"}, {"prompt": "b", "custom_id": "same"}]
+    answer = client.post(
+        "/v1/batches",
+        content="".join(json.dumps(line) + "\n" for line in lines),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 422
+    assert "job 2: custom_id 'same' is used twice" in answer.json()["detail"]

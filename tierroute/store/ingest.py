@@ -146,6 +146,7 @@ def copy_batch(
     # COPY needs psycopg's own connection: the one under this session's transaction.
     raw = cast("psycopg.Connection[Any]", session.connection().connection.driver_connection)
     count = 0
+    custom_ids: set[str] = set()
     buffer: list[str] = []
     size = 0
     with raw.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
@@ -153,6 +154,13 @@ def copy_batch(
             count += 1
             if count > MAX_BATCH:
                 raise InvalidInput("body", f"more than {MAX_BATCH} prompts in one batch")
+            if spec.custom_id is not None:
+                # Results are keyed by custom_id, as in Anthropic's Message Batches.
+                if spec.custom_id in custom_ids:
+                    raise InvalidInput(
+                        f"job {count}", f"custom_id {spec.custom_id!r} is used twice"
+                    )
+                custom_ids.add(spec.custom_id)
             stored = spec.stored()
             row = "\t".join(
                 (
