@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from kombu.exceptions import OperationalError
 
 from api.anthropic_shapes import (
@@ -31,6 +31,7 @@ from api.anthropic_shapes import (
 )
 from api.auth import CallerKey
 from api.deps import get_enqueuer, get_rt
+from api.message_stream import message_events
 from api.queue import Enqueuer
 from tierroute.domain.anthropic_batch import spec_from_messages_body
 from tierroute.domain.errors import TierrouteError
@@ -119,14 +120,16 @@ async def create_message(
     rt: Annotated[Runtime, Depends(get_rt)],
     enqueuer: Annotated[Enqueuer, Depends(get_enqueuer)],
     x_stainless_timeout: Annotated[str | None, Header()] = None,
-) -> JSONResponse:
-    """`model` is `tierroute-auto` (routed), a tier name, or a tier's model (forced)."""
+) -> Response:
+    """`model` is `tierroute-auto` (routed), a tier name, or a tier's model (forced).
+
+    With `stream: true` the answer is Anthropic's event stream, sent once the job is done."""
     try:
         body = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         return anthropic_error(400, "request body is not valid JSON")
     try:
-        spec = spec_from_messages_body(body, rt.tiers)
+        spec = spec_from_messages_body(body, rt.tiers, stream_ok=True)
         job_id = await run_in_threadpool(_submit, spec, caller, rt, enqueuer)
         if not await _wait(job_id, wait_budget_s(x_stainless_timeout)):
             return anthropic_error(
@@ -141,4 +144,10 @@ async def create_message(
     if view["status"] != JobStatus.SUCCEEDED:
         status, text = job_error(view)
         return anthropic_error(status, f"job {job_id}: {text}", headers=headers)
-    return JSONResponse(message(view, params), headers=headers)
+    answer = message(view, params)
+    if body.get("stream"):
+        # The job has finished: the stream is its whole answer, sent at once.
+        return StreamingResponse(
+            message_events(answer), media_type="text/event-stream", headers=headers
+        )
+    return JSONResponse(answer, headers=headers)

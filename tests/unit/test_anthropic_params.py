@@ -197,7 +197,7 @@ def test_a_message_batches_line_is_read_as_a_job() -> None:
     [
         (batch_line("a", service_tier="auto"), "line 1: params.service_tier: is not supported"),
         (batch_line("a", model="gpt-4o"), "line 1: params.model: 'gpt-4o' is not a model here"),
-        (batch_line("a", stream=True), "params.stream: streaming is not supported"),
+        (batch_line("a", stream=True), "params.stream: a batch request cannot be streamed"),
         (batch_line("a", max_tokens=0), "max_tokens"),
         (b'{"custom_id": "a", "params": {}, "x": 1}', "line 1: x: is not a field"),
     ],

@@ -62,16 +62,26 @@ def _check_metadata(metadata: object, where: str) -> None:
 
 
 def spec_from_messages_body(
-    body: object, tiers: TierTable, where: str = "", custom_id: str | None = None
+    body: object,
+    tiers: TierTable,
+    where: str = "",
+    custom_id: str | None = None,
+    *,
+    stream_ok: bool = False,
 ) -> JobSpec:
-    """A job from a Messages API body (`POST /v1/messages`, or a batch line's `params`)."""
+    """A job from a Messages API body (`POST /v1/messages`, or a batch line's `params`).
+
+    `stream_ok`: the caller answers `stream: true` (a batch request cannot ask for it)."""
     if not isinstance(body, dict):
         raise InvalidInput(where.rstrip(".") or "body", "must be a JSON object")
     for name in body:
         if name not in ACCEPTED and name not in ("model", "stream"):
             raise InvalidInput(f"{where}{name}", "is not supported by tierroute")
-    if body.get("stream") not in (None, False):
-        raise InvalidInput(f"{where}stream", "streaming is not supported by tierroute yet")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidInput(f"{where}stream", "must be a boolean")
+    if stream and not stream_ok:
+        raise InvalidInput(f"{where}stream", "a batch request cannot be streamed")
     for required in ("model", "max_tokens", "messages"):
         if body.get(required) is None:
             raise InvalidInput(f"{where}{required}", "Field required")
