@@ -233,7 +233,7 @@ def test_an_invalid_request_is_an_errored_result(configure: Configure) -> None:
         session.execute(
             text(
                 "UPDATE jobs SET request_params = '{\"temperature\": 5}',"
-                " thinking_override = '{\"request_params\": true, \"thinking\": \"none\"}'"
+                ' thinking_override = \'{"request_params": true, "thinking": "none"}\''
                 " WHERE batch_id = :b"
             ),
             {"b": batch_id},
