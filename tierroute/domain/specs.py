@@ -61,6 +61,17 @@ class JobSpec(BaseModel):
     # Follow-ups never run on a cheaper tier than an earlier turn of the conversation.
     sticky: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _asks_something(cls, data: Any) -> Any:
+        # Checked first: a body with neither would otherwise only hear about its
+        # unknown fields (e.g. `text`), never that `prompt` is what is missing.
+        if isinstance(data, dict) and data.get("prompt") is None and data.get("messages") is None:
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            hint = f" (unknown fields: {', '.join(unknown)})" if unknown else ""
+            raise ValueError(f"give exactly one of `prompt` and `messages`{hint}")
+        return data
+
     @model_validator(mode="after")
     def _prompt_or_messages(self) -> JobSpec:
         if (self.prompt is None) == (self.messages is None):
