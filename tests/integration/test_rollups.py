@@ -155,7 +155,26 @@ def _fill(conns: list[psycopg.Connection[Any]], seed: int) -> None:
             c.execute("UPDATE jobs SET status = 'queued' WHERE id = %s", (job,))
             tier = rng.choice(list(TIERS))
             c.execute("UPDATE jobs SET status = 'running', tier = %s WHERE id = %s", (tier, job))
-        c.execute("UPDATE jobs SET status = %s WHERE id = %s", (final, job))
+        how = rng.random() if final == "succeeded" else 1.0
+        if how < 0.3:  # the tier worker's way: the bill and the success in one statement
+            c.execute(
+                f"WITH billed AS ({INSERT_CALL}) UPDATE jobs SET status = 'succeeded',"
+                " finished_at = now() WHERE id = %(job_id)s",
+                _call(rng, job, None, at),
+            )
+        elif how < 0.5:  # success, then its bill and a rating, in one transaction
+            with c.transaction():
+                c.execute(
+                    "UPDATE jobs SET status = 'succeeded', finished_at = now() WHERE id = %s",
+                    (job,),
+                )
+                c.execute(INSERT_CALL, _call(rng, job, None, at))
+                c.execute(
+                    "INSERT INTO ratings (job_id, satisfaction) VALUES (%s, %s)",
+                    (job, rng.random()),
+                )
+        else:
+            c.execute("UPDATE jobs SET status = %s WHERE id = %s", (final, job))
         if rng.random() < 0.2:  # a late completion (e.g. a Message Batch result)
             c.execute(INSERT_CALL, _call(rng, job, None, at + timedelta(hours=3)))
         for _ in range(rng.choice([0, 0, 1, 3])):
