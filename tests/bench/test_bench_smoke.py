@@ -16,7 +16,9 @@ from bench.report import DEFAULT_RESULTS_DIR, REQUIRED_FIGURES
 from bench.runner import BENCHMARKS, run_benchmarks
 from tests.conftest import Services
 
-pytestmark = pytest.mark.e2e
+# Every benchmark runs once in the first test's setup, the rollups comparison's four
+# pipeline runs included: minutes, not the suite's five-minute default per test.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -180,8 +180,10 @@ def test_parked_readers_beyond_the_pool_leave_the_api_answering(api: Api) -> Non
             job = client.get(f"/v1/jobs/{api.job_id}")
             assert job.status_code == 200, job.text
             assert job.json()["status"] == "queued"
-        # Between pages a stream holds no transaction, open or idle.
-        assert in_transaction(api.database) == []
+        # Between pages a stream holds no transaction, open or idle. A page being read
+        # right now is one for a moment (its statements run back to back), so the
+        # check allows a few seconds; a stream that held one stayed for minutes.
+        assert_none_in_transaction_soon(api.database)
 
         # A parked reader that reads again gets every finished job, each once.
         body, complete = dechunk(read_to_end(readers[0]))
