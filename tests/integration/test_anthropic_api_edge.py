@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,23 +15,11 @@ from api.deps import get_enqueuer
 from api.routes.messages import MAX_WAIT_S, wait_budget_s
 from tests.anthropic_spec import problems
 from tests.conftest import Services
+from tests.no_broker import NoBroker
 from tierroute.store.engine import session_scope
 from tierroute.store.keys import create_api_key
 
 pytestmark = pytest.mark.integration
-
-
-class NoBroker:
-    """Swallows sends: nothing runs the jobs, so a wait always runs out."""
-
-    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
-        return len(list(job_ids))
-
-    def ping(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

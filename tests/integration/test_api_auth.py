@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -15,24 +15,12 @@ from api.app import create_app
 from api.auth import KeyCache
 from api.deps import get_enqueuer
 from tests.conftest import Services
+from tests.no_broker import NoBroker
 from tierroute.store.engine import session_scope
 from tierroute.store.keys import create_api_key, revoke_api_key
 from tierroute.store.models import Job, ModelCall
 
 pytestmark = pytest.mark.integration
-
-
-class NoBroker:
-    """Swallows sends: these tests are about the HTTP edge, not the queue."""
-
-    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
-        return len(list(job_ids))
-
-    def ping(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ from api.app import create_app
 from api.deps import get_enqueuer
 from api.schemas import BatchView, JobView
 from tests.conftest import Services
+from tests.no_broker import NoBroker
 from tierroute.domain.specs import JobSpec
 from tierroute.domain.status import BatchMode
 from tierroute.store.engine import session_scope
@@ -27,19 +28,6 @@ from tierroute.store.keys import create_api_key
 from tierroute.store.models import Job, ModelCall, RoutingDecision
 
 pytestmark = pytest.mark.integration
-
-
-class NoBroker:
-    """Swallows sends: these tests read what is stored."""
-
-    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
-        return len(list(job_ids))
-
-    def ping(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ chosen and that waits for its tier worker reads as routed, then moves on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
+from tests.no_broker import NoBroker
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.errors import NotFound, ProviderError
 from tierroute.domain.specs import JobSpec
@@ -33,19 +34,6 @@ from tierroute.store.keys import create_api_key
 from tierroute.store.models import Job
 
 pytestmark = pytest.mark.integration
-
-
-class NoBroker:
-    """Swallows sends: the test runs the pipeline's steps itself."""
-
-    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
-        return len(list(job_ids))
-
-    def ping(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

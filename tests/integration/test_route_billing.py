@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from api.app import create_app
 from api.deps import get_enqueuer
 from tests.conftest import Services
+from tests.no_broker import NoBroker
 from tierroute.devstack.simulator import RunningSimulator
 from tierroute.domain.specs import JobSpec
 from tierroute.pipeline.budgets import worst_case_cost
@@ -26,19 +27,6 @@ from tierroute.store.keys import create_api_key
 pytestmark = pytest.mark.integration
 
 PROMPT = "Design a multi-region failover plan for a payments database."
-
-
-class NoBroker:
-    """Swallows sends: these tests are about the HTTP edge, not the queue."""
-
-    def classify(self, job_ids: Iterable[uuid.UUID]) -> int:
-        return len(list(job_ids))
-
-    def ping(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
