@@ -10,6 +10,7 @@ import pytest
 
 from tests.anthropic_spec import problems
 from tierroute.cli.prompt_files import check_prompt_file, iter_with_force_tier
+from tierroute.domain.anthropic_batch import batch_line_spec_from_json, spec_from_batch_line
 from tierroute.domain.anthropic_request import PARAMS_MARKER
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.specs import JobSpec, parse_spec
@@ -206,6 +207,78 @@ def test_a_bad_batch_line_names_its_parameter(line: bytes, fragment: str) -> Non
     with pytest.raises(InvalidInput) as caught:
         list(ndjson_specs([line]))
     assert fragment in caught.value.detail
+
+
+# Requests of a Message Batches file as `params` (REQUESTS' Messages-shaped ones), each
+# read both ways: in one pass from JSON, and by json.loads and spec_from_batch_line.
+BATCH_PARAMS: list[dict[str, Any]] = [
+    {
+        "model": "tierroute-auto",
+        "max_tokens": 10,
+        **{k: v for k, v in item.items() if k != "custom_id"},
+    }
+    for item in REQUESTS
+    if "messages" in item
+] + [
+    {"model": "opus", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+    {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": False,
+        "sticky": True,
+        "metadata": {"conversation_id": "c", "sticky": True},
+    },
+    {
+        "model": "2",
+        "max_tokens": 5,
+        "system": "Be brief.",
+        "top_k": 3,
+        "tools": [],
+        "messages": [
+            {"role": "user", "content": "x"},
+            {"role": "assistant", "content": "y"},
+            {"role": "user", "content": "z"},
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("params", BATCH_PARAMS)
+def test_a_batch_line_read_in_one_pass_is_the_same_job(params: dict[str, Any]) -> None:
+    raw = json.dumps({"custom_id": "req-1", "params": params}).encode()
+    fast = batch_line_spec_from_json(raw, TIERS)
+    slow = spec_from_batch_line(json.loads(raw), TIERS, "line 1")
+    assert fast is not None
+    assert fast.model_dump() == slow.model_dump()
+    assert fast.model_dump_json(exclude_unset=True) == slow.model_dump_json(exclude_unset=True)
+    assert fast.stored() == slow.stored()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        batch_line("a", service_tier="auto"),
+        batch_line("a", model="gpt-4o"),
+        batch_line("a", stream=True),
+        batch_line("a", max_tokens=None),
+        batch_line("a", prompt="x"),
+        batch_line("a", force_tier="opus"),
+        batch_line("a", metadata={"user_id": 7}),
+        batch_line("has space"),
+        batch_line("a\n"),
+        b'{"custom_id": 7, "params": {"model": "tierroute-auto", "max_tokens": 1,'
+        b' "messages": [{"role": "user", "content": "x"}]}}',
+        # Python's json reads these and pydantic's does not: the slow path decides.
+        batch_line("a", temperature=float("nan")),
+        b'{"custom_id": "a", "params": {"model": "tierroute-auto", "max_tokens": 1,'
+        b' "messages": [{"role": "user", "content": "\\ud800"}]}}',
+    ],
+)
+def test_a_batch_line_the_one_pass_is_unsure_of_goes_the_long_way(raw: bytes) -> None:
+    assert batch_line_spec_from_json(raw, TIERS) is None
+    with pytest.raises(InvalidInput):
+        list(ndjson_specs([raw]))
 
 
 def test_the_cli_checks_and_forces_anthropic_lines(tmp_path: Path) -> None:

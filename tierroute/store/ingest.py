@@ -13,7 +13,11 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from tierroute.domain.anthropic_batch import is_batch_line, spec_from_batch_line
+from tierroute.domain.anthropic_batch import (
+    batch_line_spec_from_json,
+    is_batch_line,
+    spec_from_batch_line,
+)
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, array_items, object_array_items
 from tierroute.domain.specs import JobSpec, parse_spec
@@ -44,8 +48,13 @@ def _field(value: str | None) -> str:
     return NULL if value is None else value.translate(_COPY_ESCAPES)
 
 
+# One encoder for every row: json.dumps with any option builds a new encoder per call,
+# a few microseconds on each of 100,000 request_params values.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def _json_field(value: Any) -> str:
-    return NULL if value is None else _field(json.dumps(value, separators=(",", ":")))
+    return NULL if value is None else _field(_COMPACT_JSON.encode(value))
 
 
 def _bounded_lines(source: Iterable[bytes]) -> Iterator[bytes]:
@@ -60,6 +69,9 @@ def _bounded_lines(source: Iterable[bytes]) -> Iterator[bytes]:
 def _spec_from_json(raw: bytes, where: str) -> JobSpec:
     if b'"custom_id"' in raw and b'"params"' in raw:
         # Perhaps a Message Batches request line; a job with those fields is refused below.
+        spec = batch_line_spec_from_json(raw, active_tier_table())
+        if spec is not None:
+            return spec
         item = _loads(raw, where)
         if is_batch_line(item):
             return spec_from_batch_line(item, active_tier_table(), where)
