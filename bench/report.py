@@ -17,6 +17,7 @@ DEFAULT_RESULTS_DIR = REPO_ROOT / "bench" / "results"
 REQUIRED_FIGURES: dict[str, str] = {
     "submit_prompts_per_s": "submit",
     "submit_naive_prompts_per_s": "submit",
+    "submit_anthropic_prompts_per_s": "submit",
     "pipeline_jobs_per_s": "pipeline",
     "chain_floor_per_s": "pipeline",
     "latency_jobs_per_s": "latency",

@@ -1,5 +1,10 @@
 """(c) bulk submit: 100,000 prompts in one NDJSON request, against the naive per-row path.
 
+The same 100,000 prompts also go in as Anthropic Message Batches request lines
+(`{"custom_id", "params"}`), through the route `tierroute submit` sends such a file
+to (POST /v1/batches, NDJSON), so their rate is compared with the plain one of the
+same run.
+
 No worker consumes while we submit, so the classify queue shows what a submit
 leaves in Redis. If the API enqueues nothing (a feeder moves committed jobs into
 the queue later), a classify worker is started against a very slow simulator so
@@ -22,7 +27,7 @@ from bench.redisq import QueueProbe, QueueSnapshot
 from bench.report import Result
 from bench.sampler import Sampler
 from bench.solo import solo
-from bench.workload import auth, ndjson_body, submit_batch
+from bench.workload import anthropic_batch_body, auth, ndjson_body, submit_batch
 
 # The feeder phase: simulated calls this slow keep the worker from draining the queue.
 FEEDER_SIM_LATENCY_MS = 120_000
@@ -88,6 +93,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
             log_dir = Path(tmp) / "logs"
             body = ndjson_body(config.submit_prompts, "submit")
+            anthropic_body = anthropic_batch_body(config.submit_prompts, "anthropic")
             with (
                 solo(backing, log_dir, api=True) as procs,
                 httpx.Client(
@@ -101,8 +107,10 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                 plain = submit_batch(api, body)
                 after = probe.snapshot()
                 gzipped = submit_batch(api, ndjson_body(config.submit_prompts, "gz"), gzipped=True)
-            if plain.status != 202:
-                raise RuntimeError(f"bulk submit refused: {plain.status} {plain.detail}")
+                anthropic = submit_batch(api, anthropic_body)
+            for what, answer in (("bulk", plain), ("Anthropic-format", anthropic)):
+                if answer.status != 202:
+                    raise RuntimeError(f"{what} submit refused: {answer.status} {answer.detail}")
             added, by_info, by_key = after.per_message(before)
             feeder = None if added > 0 else _feeder_phase(backing, log_dir, probe)
             naive_before = probe.snapshot()
@@ -117,6 +125,11 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     figures["submit_naive_prompts_per_s"] = config.naive_prompts / naive_s
     figures["submit_speedup_vs_naive"] = figures["submit_prompts_per_s"] / (
         config.naive_prompts / naive_s
+    )
+    # Issue 17: Message Batches lines must stay within 2x of the plain rate (ratio >= 0.5).
+    figures["submit_anthropic_prompts_per_s"] = anthropic.count / anthropic.seconds
+    figures["submit_anthropic_to_plain_ratio"] = (
+        figures["submit_anthropic_prompts_per_s"] / figures["submit_prompts_per_s"]
     )
     if gzipped.status == 202:
         figures["submit_gzip_prompts_per_s"] = gzipped.count / gzipped.seconds
@@ -151,6 +164,9 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         "prompts": config.submit_prompts,
         "naive_prompts": config.naive_prompts,
         "body_bytes": len(body),
+        "anthropic_body_bytes": len(anthropic_body),
+        "anthropic_request": "one user turn, model tierroute-auto, max_tokens 512, "
+        "a custom_id each; NDJSON to POST /v1/batches as `tierroute submit` sends it",
         "consumers_during_submit": 0,
         "redis_bytes_source": source,
         "naive_path": "per row: ORM add(Job) + commit + Celery send_task to 'classify'",
@@ -159,6 +175,11 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     result.details = {
         "plain": {"status": plain.status, "count": plain.count, "seconds": plain.seconds},
         "gzip": {"status": gzipped.status, "count": gzipped.count, "seconds": gzipped.seconds},
+        "anthropic": {
+            "status": anthropic.status,
+            "count": anthropic.count,
+            "seconds": anthropic.seconds,
+        },
         "queue_before": _snapshot_dict(before),
         "queue_after": _snapshot_dict(after),
         "feeder": feeder,

@@ -42,6 +42,29 @@ def ndjson_body(count: int, tag: str) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def anthropic_batch_body(count: int, tag: str) -> bytes:
+    """`count` Message Batches requests (`{"custom_id", "params"}`) as an NDJSON body.
+
+    The same prompts as `ndjson_body`, each as one user turn of a routed request, so the
+    two bodies differ only in their shape.
+    """
+    lines = (
+        json.dumps(
+            {
+                "custom_id": f"{tag}-{i}",
+                "params": {
+                    "model": "tierroute-auto",
+                    "max_tokens": 512,
+                    "messages": [{"role": "user", "content": prompt(i, tag)}],
+                },
+            },
+            separators=(",", ":"),
+        )
+        for i in range(count)
+    )
+    return ("\n".join(lines) + "\n").encode()
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A batch the API accepted (or refused), and how long the request took."""

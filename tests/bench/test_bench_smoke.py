@@ -60,6 +60,7 @@ def test_ratios_are_reported(smoke_results: Path) -> None:
         "pipeline_to_floor_ratio",
         "latency_to_pipeline_ratio",
         "submit_speedup_vs_naive",
+        "submit_anthropic_to_plain_ratio",
     ):
         assert figures[ratio] > 0
 
