@@ -1,19 +1,19 @@
-"""Rollup triggers and hot rows: the pipeline with the rollups off, sharded, and on one row.
+"""Rollups on and off the commit path: the pipeline with the rollups off, folded
+(as shipped), and kept in the writers' transactions (as before migration 0016).
 
-The rollups (migration 0009) are written by triggers in each writer's transaction.
-Every tier worker's result commit then updates the same few rows (this hour's
-row of the batch's key, tier and model, and the batch's row), holding their locks
-until it commits. This runs the same batch through the same stack with:
-
-- `off`: the rollup triggers disabled (what the pipeline cost before them);
-- `sharded`: as shipped, each backend adding to one of 4 shard rows;
-- `one_row`: every writer on one row per key (tierroute.rollup_shards = 1),
+- `off`: no rollup work at all (the triggers disabled): what the pipeline costs
+  without rollups;
+- `folded`: as shipped (migration 0016): each writer's trigger appends what it
+  touched to `rollup_pending`, and the beat (and every reader) folds it in sets;
+- `in_transaction`: migration 0015's triggers, which did the rollup work in each
+  writer's transaction on 4 shard rows per key, recreated for the run;
 
 then `off` again, so a drift of the VM's speed is bracketed. Ratios are within one run.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,31 +26,69 @@ from bench.pipeline import outcome_figures
 from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
 from bench.report import Result
 
-TRIGGERS = {
+MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
+# The shipped triggers (0016): they list what a write touched.
+PENDING_TRIGGERS = {
     "model_calls": ["rollup_call"],
     "jobs": ["rollup_job_insert", "rollup_job_update"],
     "ratings": ["rollup_rating"],
-    "routing_decisions": ["rollup_decisions"],
 }
-VARIANTS = ("off", "sharded", "one_row", "off")
+# 0015's in-transaction triggers, recreated under these names for the run.
+OLD = "bench_0015_"
+VARIANTS = ("off", "folded", "in_transaction", "off")
 
 
-def _configure(backing: Backing, variant: str) -> None:
-    """Enable or disable the triggers and set the shard count for new connections."""
-    action = "DISABLE" if variant == "off" else "ENABLE"
+def _old_triggers() -> list[str]:
+    path = MIGRATIONS / "0015_rollup_success_once.py"
+    spec = importlib.util.spec_from_file_location("rollups_0015", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    jobs: list[str] = module._job_triggers(deferred=True)[2:]
+    return [
+        *(sql.replace("TRIGGER rollup_job_", f"TRIGGER {OLD}rollup_job_") for sql in jobs),
+        f"""CREATE TRIGGER {OLD}rollup_call AFTER INSERT ON model_calls
+            FOR EACH ROW EXECUTE FUNCTION tierroute_rollup_call()""",
+        f"""CREATE TRIGGER {OLD}rollup_rating AFTER INSERT ON ratings
+            FOR EACH ROW EXECUTE FUNCTION tierroute_rollup_rating()""",
+    ]
+
+
+def _set_triggers(conn: psycopg.Connection[Any], prefix: str, enable: bool) -> None:
+    action = "ENABLE" if enable else "DISABLE"
+    for table, triggers in PENDING_TRIGGERS.items():
+        for trigger in triggers:
+            conn.execute(f"ALTER TABLE {table} {action} TRIGGER {prefix}{trigger}")
+
+
+def _configure(backing: Backing, variant: str | None) -> None:
+    """Switch to a variant's triggers; None restores the shipped ones alone."""
     with psycopg.connect(backing.psycopg_url, autocommit=True) as conn:
-        database = conn.execute("SELECT current_database()").fetchone()
-        assert database is not None
-        for table, triggers in TRIGGERS.items():
-            for trigger in triggers:
-                conn.execute(f"ALTER TABLE {table} {action} TRIGGER {trigger}")
-        shards = "SET tierroute.rollup_shards = 1" if variant == "one_row" else "RESET ALL"
-        conn.execute(f'ALTER DATABASE "{database[0]}" {shards}')
+        conn.execute("SELECT tierroute_rollup_fold()")
+        old_exist = conn.execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname LIKE %s", (f"{OLD}%",)
+        ).fetchone()
+        if variant is None:
+            if old_exist and old_exist[0]:
+                for table, triggers in PENDING_TRIGGERS.items():
+                    for trigger in triggers:
+                        conn.execute(f"DROP TRIGGER {OLD}{trigger} ON {table}")
+            _set_triggers(conn, "", True)
+            conn.execute("ALTER TABLE routing_decisions ENABLE TRIGGER rollup_decisions")
+            return
+        if not (old_exist and old_exist[0]):
+            for sql in _old_triggers():
+                conn.execute(sql)
+        _set_triggers(conn, "", variant == "folded")
+        _set_triggers(conn, OLD, variant == "in_transaction")
+        decisions = "DISABLE" if variant == "off" else "ENABLE"
+        conn.execute(f"ALTER TABLE routing_decisions {decisions} TRIGGER rollup_decisions")
 
 
 def _rolled_up_calls(backing: Backing) -> tuple[int, int, int]:
-    """(raw calls, calls in the rollups, distinct shard rows of the hottest key)."""
+    """(raw calls, calls in the rollups, distinct shard rows), after a fold."""
     with psycopg.connect(backing.psycopg_url) as conn:
+        conn.execute("SELECT tierroute_rollup_fold()")
         row = conn.execute(
             """SELECT (SELECT count(*) FROM model_calls),
                       (SELECT coalesce(sum(calls), 0) FROM rollup_calls_hourly),
@@ -85,7 +123,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                 )
                 runs.append((variant, pipe, _rolled_up_calls(backing)))
     finally:
-        _configure(backing, "sharded")
+        _configure(backing, None)
     rates: dict[str, list[float]] = {}
     details: list[dict[str, Any]] = []
     for variant, pipe, (raw, rolled, shards) in runs:
@@ -107,8 +145,8 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     mean = {variant: sum(r) / len(r) for variant, r in rates.items()}
     for variant, rate in mean.items():
         result.figures[f"rollups_{variant}_jobs_per_s"] = rate
-    result.figures["rollups_sharded_to_off_ratio"] = mean["sharded"] / mean["off"]
-    result.figures["rollups_one_row_to_off_ratio"] = mean["one_row"] / mean["off"]
+    result.figures["rollups_folded_to_off_ratio"] = mean["folded"] / mean["off"]
+    result.figures["rollups_in_transaction_to_off_ratio"] = mean["in_transaction"] / mean["off"]
     for variant in mean:
         postgres = [p.cpu_ms_per_job.get("postgres") for v, p, _ in runs if v == variant]
         known = [ms for ms in postgres if ms is not None]

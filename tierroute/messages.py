@@ -19,6 +19,7 @@ SHADOW = "tierroute.shadow"
 BATCH_API_POLL = "tierroute.batch_api.poll"
 RETENTION_PRUNE = "tierroute.retention.prune"
 ROLLUP_COMPACT = "tierroute.rollup.compact"
+ROLLUP_FOLD = "tierroute.rollup.fold"
 
 
 def tier_queues(tiers: TierTable) -> tuple[str, ...]:

@@ -25,9 +25,11 @@ from tierroute.messages import BATCH_API_POLL as POLL
 from tierroute.messages import CLASSIFY_QUEUE as QUEUE
 from tierroute.messages import RETENTION_PRUNE as PRUNE
 from tierroute.messages import ROLLUP_COMPACT as COMPACT
+from tierroute.messages import ROLLUP_FOLD as FOLD
 from tierroute.pipeline.message_batches import poll_once
 from tierroute.runtime import get_runtime
 from tierroute.store.retry import DATABASE_ERRORS
+from tierroute.store.rollups import FOLD_EVERY_S
 from worker.celery_app import app
 
 log = logging.getLogger(__name__)
@@ -77,9 +79,25 @@ def compact(self: Task) -> None:
         log.warning("rollup compaction: database unavailable (%s); next tick", exc)
 
 
+@app.task(name=FOLD, bind=True, ignore_result=True)
+def fold(self: Task) -> None:
+    """Add what writers listed in rollup_pending to the rollups (migration 0016)."""
+    from tierroute.store import rollups
+    from tierroute.store.engine import session_scope
+
+    get_runtime()
+    try:
+        with session_scope() as session:
+            rollups.fold(session)
+    except DATABASE_ERRORS as exc:
+        log.warning("rollup fold: database unavailable (%s); next tick", exc)
+
+
 def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:
-    """The schedule: one poll every `poll_s` seconds on the classify queue, one
-    rollup compaction an hour, and with retention on, one prune an hour."""
+    """The schedule, on the classify queue: one poll every `poll_s` seconds, a rollup
+    fold every few seconds, one rollup compaction an hour, and with retention on, one
+    prune an hour."""
+
     schedule: dict[str, Any] = {
         "tierroute-batch-api-poll": {
             "task": POLL,
@@ -87,6 +105,12 @@ def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[st
             # A tick queued behind a long classify backlog is dropped once a newer one
             # is due anyway; never sooner than a minute, so ticks are not all lost.
             "options": {"queue": QUEUE, "expires": max(60.0, 10 * poll_s)},
+        },
+        "tierroute-rollup-fold": {
+            "task": FOLD,
+            "schedule": FOLD_EVERY_S,
+            # Readers fold for themselves: a tick stuck behind a backlog can go.
+            "options": {"queue": QUEUE, "expires": 2 * FOLD_EVERY_S},
         },
         "tierroute-rollup-compact": {
             "task": COMPACT,

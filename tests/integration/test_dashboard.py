@@ -148,6 +148,8 @@ def _runnable(sql: str) -> str:
 def test_grafana_panel_sql_runs_on_the_migrated_schema(seeded: Seeded) -> None:
     dashboard = json.loads((REPO_ROOT / "deploy" / "grafana" / "tierroute.json").read_text())
     ran = 0
+    with session_scope() as session:  # as the classify worker's beat does every few seconds
+        session.execute(text("SELECT tierroute_rollup_fold()"))
     with session_scope() as session:
         for panel in dashboard["panels"]:
             for target in panel["targets"]:

@@ -19,12 +19,12 @@ from tierroute.store.models import ApiKey
 
 pytestmark = pytest.mark.integration
 
-VIEWS = {"cost_by_tier_day", "savings", "tier_quality"}
+VIEWS = {"cost_by_tier_day", "savings", "tier_quality", "rollup_job_contributions"}
 TABLES = {
     "jobs", "batches", "routing_decisions", "model_calls", "ratings", "api_keys",
     "provider_batches", "budget_holds", "shadow_verdicts",
     "rollup_calls_hourly", "rollup_jobs_hourly", "rollup_decisions_hourly", "rollup_batches",
-    "rollup_state",
+    "rollup_state", "rollup_pending", "rollup_job_contrib",
 }  # fmt: skip
 
 

@@ -73,6 +73,7 @@ def test_prune_archives_deletes_and_keeps_rollups(clean_db: Services, tmp_path: 
             " ('classify', 'claude-haiku-4-5', 'haiku', 5, 5, 0, 0, 0.01, 0, 100, true, %s)",
             (OLD,),
         )
+        conn.execute("SELECT tierroute_rollup_fold()")  # as the beat does
         before = conn.execute("SELECT * FROM savings").fetchone()
         quality = conn.execute("SELECT * FROM tier_quality").fetchall()
 
@@ -120,6 +121,7 @@ def test_rebuild_after_prune_keeps_the_pruned_hours(clean_db: Services) -> None:
         for i in range(3):
             _job(conn, OLD + timedelta(hours=i), "succeeded")
         _job(conn, RECENT, "succeeded")
+        conn.execute("SELECT tierroute_rollup_fold()")  # as the beat does
         before = conn.execute("SELECT * FROM savings").fetchone()
         assert CliRunner().invoke(main, ["prune", "--older-than", "90d"]).exit_code == 0
         result = CliRunner().invoke(main, ["rollup", "--rebuild"])

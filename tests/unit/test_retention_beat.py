@@ -1,12 +1,13 @@
-"""The classify worker's beat compacts the rollups hourly, and with
-TIERROUTE_RETENTION_DAYS also prunes hourly."""
+"""The classify worker's beat folds the rollups every few seconds, compacts them
+hourly, and with TIERROUTE_RETENTION_DAYS also prunes hourly."""
 
 from __future__ import annotations
 
 import pytest
 
 from tierroute.config import Settings
-from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE, ROLLUP_COMPACT
+from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE, ROLLUP_COMPACT, ROLLUP_FOLD
+from tierroute.store.rollups import FOLD_EVERY_S
 from worker.batch_tasks import RETENTION_EVERY_S, beat_schedule
 
 
@@ -31,3 +32,9 @@ def test_retention_days_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> Non
         Settings()
     monkeypatch.setenv("TIERROUTE_RETENTION_DAYS", "90")
     assert Settings().retention_days == 90
+
+
+def test_the_beat_folds_the_rollups_every_few_seconds() -> None:
+    (entry,) = [e for e in beat_schedule(5.0).values() if e["task"] == ROLLUP_FOLD]
+    assert entry["schedule"] == FOLD_EVERY_S <= 10
+    assert entry["options"]["expires"] >= FOLD_EVERY_S

@@ -91,6 +91,7 @@ def load_dashboard(
     now: datetime | None = None,
 ) -> DashboardData:
     """The dashboard's figures: global (the views) or one API key's jobs only."""
+    rollups.fold(session)
     now = now or datetime.now(UTC)
     today = now.astimezone(UTC).date()
     since = today - timedelta(days=days - 1)

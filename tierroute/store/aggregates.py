@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierroute.domain.status import JobStatus
+from tierroute.store import rollups
 
 # Upper bounds (seconds) of the model-call latency histogram; +Inf is implied.
 LATENCY_BUCKETS_S: tuple[float, ...] = (
@@ -121,7 +122,8 @@ class Aggregates:
 
 
 def read_aggregates(session: Session) -> Aggregates:
-    """Both aggregates, in one transaction."""
+    """Both aggregates, in one transaction, after folding what is pending."""
+    rollups.fold(session)
     return Aggregates(jobs=job_counts(session), calls=call_stats(session))
 
 

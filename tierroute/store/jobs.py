@@ -18,7 +18,7 @@ from tierroute.domain.specs import JobSpec
 from tierroute.domain.status import CallPurpose, JobStatus
 from tierroute.store import transitions
 from tierroute.store.models import Batch, Job, Rating, RoutingDecision
-from tierroute.store.rollups import batch_cost
+from tierroute.store.rollups import batch_cost, fold
 
 
 def _job_row(
@@ -254,7 +254,8 @@ def batch_view(
             .group_by(Job.tier)
         ).all()
     )
-    # From the batch's rollup row, which its calls' trigger keeps current (migration 0009).
+    # From the batch's rollup rows, folded first (tierroute/store/rollups.py).
+    fold(session)
     cost, cost_if_opus = batch_cost(session, batch_id)
     finished = sum(counts.get(s, 0) for s in JobStatus if s.finished)
     return {

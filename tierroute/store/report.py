@@ -74,6 +74,7 @@ def build_report(
     session: Session, tiers: TierTable, api_key_id: uuid.UUID | None = None
 ) -> dict[str, Any]:
     """The report as plain data: from the analyst views, or only one API key's jobs."""
+    rollups.fold(session)
     if api_key_id is None:
         savings, rows, failed = _global_rows(session)
     else:

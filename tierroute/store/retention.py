@@ -6,9 +6,10 @@ ratings and shadow verdict (ON DELETE CASCADE), and /v1/route classifier calls
 (no job) billed before it. Nothing in flight is touched, and a job a worker holds
 locked is skipped (SKIP LOCKED) for a later run.
 
-What stays: the rollups (migration 0009), which triggers filled as the rows were
-stored and which deletes do not subtract from, so the report, dashboard, /metrics
-and the analyst views still count the pruned spend; batches and API keys.
+What stays: the rollups (migrations 0009, 0016), folded before the first chunk and
+never subtracted from by deletes, so the report, dashboard, /metrics and the analyst
+views still count the pruned spend; batches and API keys. A pruned job's row in
+`rollup_job_contrib` goes with it: the job can no longer change what it added.
 
 It deletes in chunks of `chunk` jobs, each its own short transaction with a lock
 timeout, so the pipeline's writers never wait long behind it. With an archive
@@ -31,7 +32,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierroute.domain.status import FINISHED
-from tierroute.store.rollups import start_of_day
+from tierroute.store.rollups import fold, start_of_day
 
 _FINISHED = ", ".join(f"'{status}'" for status in sorted(FINISHED))
 PICK_JOBS = f"""
@@ -53,6 +54,7 @@ EXPORT_JOBS = """
 EXPORT_CALLS = "SELECT to_jsonb(c)::text FROM model_calls c WHERE c.job_id = ANY(:ids)"
 DELETE_JOB_CALLS = "DELETE FROM model_calls WHERE job_id = ANY(:ids)"
 DELETE_JOBS = "DELETE FROM jobs WHERE id = ANY(:ids)"
+DELETE_JOB_CONTRIBUTIONS = "DELETE FROM rollup_job_contrib WHERE job_id = ANY(:ids)"
 PICK_JOBLESS_CALLS = """
     SELECT id FROM model_calls
      WHERE job_id IS NULL AND created_at < :cutoff
@@ -126,6 +128,8 @@ def prune(
     result = PruneResult(cutoff=cutoff)
     archive = _Archive(archive_dir, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     params = {"cutoff": cutoff, "chunk": chunk}
+    with session_scope() as session:  # what the rows to delete added is in the rollups
+        fold(session)
     try:
         while jobs := _chunk(session_scope, PICK_JOBS, params, archive, lock_timeout_ms):
             result.jobs += jobs[0]
@@ -168,4 +172,5 @@ def _chunk(
         calls = session.execute(text(DELETE_JOB_CALLS if jobs else DELETE_CALLS), by_id)
         if jobs:
             session.execute(text(DELETE_JOBS), by_id)
+            session.execute(text(DELETE_JOB_CONTRIBUTIONS), by_id)
         return (len(ids) if jobs else 0), int(calls.rowcount)  # type: ignore[attr-defined]

@@ -1,10 +1,13 @@
-"""Reads and rebuilds of the cost rollups (migration 0009).
+"""Reads, folds and rebuilds of the cost rollups (migrations 0009 and 0016).
 
-Triggers keep `rollup_calls_hourly`, `rollup_jobs_hourly`, `rollup_decisions_hourly`
-and `rollup_batches` current in the writer's transaction, so every total here reads
-a few thousand rows however many calls the raw tables hold, and still counts calls
-whose raw rows were pruned. Each writer adds to its own shard row (backend pid
-mod 4); these queries sum the shards. Hours before the last KEEP_HOURLY are
+`rollup_calls_hourly`, `rollup_jobs_hourly`, `rollup_decisions_hourly` and
+`rollup_batches` hold the sums, so every total here reads a few thousand rows however
+many calls the raw tables hold, and still counts calls whose raw rows were pruned.
+Writers only list what they touched in `rollup_pending`; `fold` adds that to the
+rollups in sets, off the writers' commit path. The beat folds every FOLD_EVERY_S, and
+every reader folds first (`fold`), so the report, dashboard, /metrics and batch
+status are exact. Rows written by 0009's triggers sit in shards 0-3; these queries
+sum the shards. Hours before the last KEEP_HOURLY are
 compacted into one row per UTC day and shard 0 (migration 0013), which no reader
 here can tell apart, since none needs hours older than today.
 """
@@ -18,6 +21,8 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+# How often the classify worker's beat folds the pending rows (worker/batch_tasks.py).
+FOLD_EVERY_S = 5.0
 # Hourly rows kept before compaction into days: today's and yesterday's hours at least.
 KEEP_HOURLY = timedelta(hours=48)
 
@@ -127,6 +132,15 @@ def key_scope(api_key_id: uuid.UUID | None, joiner: str = "AND") -> tuple[str, d
     return f"{joiner} api_key_id = :key", {"key": api_key_id}
 
 
+def fold(session: Session) -> int:
+    """Add what writers listed in `rollup_pending` to the rollups; the rows folded.
+
+    Waits for a fold in progress. The lock is held until `session` commits, so call
+    it at the start of a short read, as the readers here do.
+    """
+    return int(session.execute(text("SELECT tierroute_rollup_fold()")).scalar_one())
+
+
 def failed_jobs(session: Session, api_key_id: uuid.UUID | None = None) -> int:
     """Jobs that ended failed or dead."""
     scope, params = key_scope(api_key_id)
@@ -147,15 +161,16 @@ def start_of_day(at: datetime) -> datetime:
 def compact(session: Session, now: datetime | None = None) -> None:
     """Fold rollup rows of whole UTC days older than KEEP_HOURLY into one row per day."""
     before = (now or datetime.now(UTC)) - KEEP_HOURLY
-    session.execute(text("SELECT tierroute_rollup_compact(:before)"), {"before": before})
+    session.execute(text("SELECT tierroute_rollup_compact_locked(:before)"), {"before": before})
 
 
 def rebuild(session: Session, since: datetime | None = None) -> None:
     """Recompute the rollups from raw rows: all hours, or those from `since` on.
 
     Hours before the last prune keep their rollups (their raw rows are gone), so a
-    full rebuild starts at `rollup_state.pruned_before`. Raw tables are locked
-    against writes while it runs. Then compacts, as the beat does.
+    full rebuild starts at `rollup_state.pruned_before`. What is pending is folded
+    first; raw tables are locked against writes while it runs. Then compacts, as the
+    beat does.
     """
     pruned = session.execute(text("SELECT pruned_before FROM rollup_state")).scalar_one_or_none()
     start = max((t for t in (since, pruned) if t is not None), default=None)
