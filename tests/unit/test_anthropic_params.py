@@ -261,6 +261,8 @@ def test_a_batch_line_read_in_one_pass_is_the_same_job(params: dict[str, Any]) -
         batch_line("a", service_tier="auto"),
         batch_line("a", model="gpt-4o"),
         batch_line("a", stream=True),
+        batch_line("a", stream=0),
+        batch_line("a", stream="false"),
         batch_line("a", max_tokens=None),
         batch_line("a", prompt="x"),
         batch_line("a", force_tier="opus"),

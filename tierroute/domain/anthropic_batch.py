@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from tierroute.domain.anthropic_request import CUSTOM_ID_PATTERN
 from tierroute.domain.errors import InvalidInput
@@ -125,7 +125,8 @@ class BatchParamsSpec(JobSpec):
     """
 
     model: str = Field(exclude=True)
-    stream: bool | None = Field(default=None, exclude=True)
+    # Strict, as spec_from_messages_body is: `"stream": 0` is refused there, not False.
+    stream: StrictBool | None = Field(default=None, exclude=True)
 
 
 class _BatchLine(BaseModel):
