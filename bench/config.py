@@ -47,6 +47,9 @@ class BenchConfig:
     growth_sizes: tuple[int, ...] = (100_000,)
     # (g) calls: seconds each case of bench/calls.py is measured for.
     calls_seconds: float = 8.0
+    # Flower (issue 16): its RSS after each of these batches, with its task cap.
+    flower_batches: int = 3
+    flower_batch_prompts: int = 100_000
     # Give up waiting for a batch after this long (partial results are still written).
     timeout_s: float = 900.0
 
@@ -69,6 +72,7 @@ class BenchConfig:
             classifier_prompts=60,
             growth_sizes=(3_000,),
             calls_seconds=1.0,
+            flower_batch_prompts=50,
             timeout_s=120.0,
         )
         return replace(small, **changes)

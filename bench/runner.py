@@ -13,6 +13,7 @@ from bench import (
     api_latency,
     calls,
     classifiers,
+    flower,
     growth,
     latency,
     memory,
@@ -37,9 +38,11 @@ BENCHMARKS = (
     "memory",
     "rollups",
     "growth",
+    "flower",
 )
-# Run only when named (--only): the rollups comparison runs the pipeline four times.
-OPT_IN = ("rollups",)
+# Run only when named (--only): the rollups comparison runs the pipeline four times,
+# and flower three batches of 100,000 (about 20 minutes).
+OPT_IN = ("rollups", "flower")
 DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in OPT_IN)
 
 log = logging.getLogger("bench")
@@ -70,6 +73,8 @@ def _run_one(
         return rollups.run(config, backing)
     if name == "growth":
         return growth.run(config, backing)
+    if name == "flower":
+        return flower.run(config, backing)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")
 
 

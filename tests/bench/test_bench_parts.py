@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import memory
+from bench.flower import flower_counts
 from bench.latency import peak_for
 from bench.loadgen import percentile_ms
 from bench.redisq import QueueSnapshot
@@ -35,6 +36,25 @@ def test_bytes_per_message_counts_unacked_messages_too() -> None:
     after = QueueSnapshot(used_memory=13_000, depth=8, unacked=2, key_bytes=11_000)
     assert after.per_message(before) == (10, 1200.0, 1100.0)
     assert before.per_message(before) == (0, None, None)
+
+
+def test_flower_counts_sum_task_events_over_workers_and_task_names() -> None:
+    text = "\n".join(
+        [
+            "# HELP flower_events_total Number of events",
+            "# TYPE flower_events_total counter",
+            'flower_events_total{task="tierroute.classify",type="task-received",worker="a"} 4.0',
+            'flower_events_total{task="tierroute.complete",type="task-received",worker="b"} 6.0',
+            'flower_events_total{task="tierroute.complete",type="task-succeeded",worker="b"} 5.0',
+            'flower_events_total{task="tierroute.classify",type="task-failed",worker="a"} 1.0',
+            'flower_events_total{task="tierroute.classify",type="task-started",worker="a"} 4.0',
+            "# TYPE flower_worker_online gauge",
+            'flower_worker_online{worker="a"} 1.0',
+        ]
+    )
+    counts = flower_counts(text + "\n")
+    assert (counts.received, counts.finished) == (10, 6)
+    assert flower_counts("") == type(counts)(received=0, finished=0)
 
 
 def _write(results_dir: Path, name: str, figures: dict[str, float]) -> None:

@@ -17,7 +17,8 @@ from bench.runner import BENCHMARKS, run_benchmarks
 from tests.conftest import Services
 
 # Every benchmark runs once in the first test's setup, the rollups comparison's four
-# pipeline runs included: minutes, not the suite's five-minute default per test.
+# pipeline runs and flower's three batches included: minutes, not the suite's
+# five-minute default per test.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
@@ -113,3 +114,18 @@ def test_adversarial_run_answers_every_attacker(smoke_results: Path) -> None:
 def test_pathological_prompt_is_all_newlines_but_one_letter() -> None:
     text = pathological_prompt(800_000)
     assert len(text) == 800_000 and text.count("\n") == 799_999 and text.endswith("x")
+
+
+def test_flower_memory_is_sampled_after_every_batch(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "flower.json").read_text())
+    figures, settings = data["figures"], data["settings"]
+    batches = settings["batches"]
+    assert batches == 3 and settings["prompts_per_batch"] == 50
+    rss = [figures[f"flower_rss_mb_after_batch_{n}"] for n in range(1, batches + 1)]
+    assert all(mb > 0 for mb in rss)
+    assert figures["flower_rss_mb_peak"] >= max(rss)
+    # Flower heard of the batches' tasks through its events, and kept no more than its cap.
+    assert figures["flower_tasks_seen"] > 0
+    assert 0 < figures["flower_tasks_kept"] <= figures["flower_max_tasks"]
+    assert [b["finished"] for b in data["details"]["batches"]] == [50] * batches
+    assert figures["jobs_per_s"] > 0
