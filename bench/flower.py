@@ -25,6 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.backing import Backing
 from bench.config import BenchConfig
+from bench.cpu import CpuMeter
 from bench.pipeline_run import stack_options
 from bench.report import Result, write_result
 from bench.sampler import Sampler, tree_rss_bytes
@@ -168,6 +169,9 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                 before = _settle(flower)
                 figures["flower_rss_mb_before"] = tree_rss_bytes(pid) / MB
                 seconds_total, jobs_total, peak = 0.0, 0, 0
+                # What watching costs: Flower's CPU beside the stack's, per job.
+                cpu = CpuMeter(stack.children)
+                cpu.start()
                 with Sampler({"flower": pid}) as sampler:
                     for n in range(1, config.flower_batches + 1):
                         started = time.time()
@@ -214,9 +218,12 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                                 f"({finished}/{config.flower_batch_prompts}); stopped there"
                             )
                             break
-                        if n < config.flower_batches:
-                            # A run stopped from here on keeps what it measured.
-                            _write_partial(result, config, n)
+                        # A run stopped from here on keeps what it measured; the
+                        # runner's write at the end replaces this file.
+                        _write_partial(result, config, n)
+                cpu_ms = cpu.ms_per_job(jobs_total)
+                result.details["cpu_ms_per_job"] = cpu_ms
+                figures["flower_cpu_ms_per_job"] = cpu_ms.get("flower", 0.0)
                 peak = max(peak, sampler.rss_max_bytes["flower"])
                 figures["flower_rss_mb_peak"] = peak / MB
                 # After the samples: a 10,000-task JSON page costs Flower memory of its own.
@@ -240,7 +247,10 @@ def _ordered(figures: dict[str, float]) -> dict[str, float]:
 
 
 def _write_partial(result: Result, config: BenchConfig, batches_done: int) -> None:
-    note = f"partial: {batches_done} of {config.flower_batches} batches (the run did not finish)"
+    note = (
+        f"partial: written after batch {batches_done} of {config.flower_batches}; "
+        "the run did not finish (no flower_tasks_kept, peak so far)"
+    )
     partial = Result(
         result.name,
         figures=_ordered(result.figures),
