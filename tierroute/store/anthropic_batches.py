@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from psycopg.rows import dict_row
 
-from tierroute.domain.anthropic_batch import spec_from_batch_line
+from tierroute.domain.anthropic_batch import batch_line_spec_from_json, spec_from_batch_line
 from tierroute.domain.errors import InvalidInput
 from tierroute.domain.json_array import ArrayError, object_array_items
 from tierroute.domain.specs import JobSpec
@@ -50,11 +50,14 @@ def anthropic_specs(stream: IO[bytes], tiers: TierTable) -> Iterator[JobSpec]:
     try:
         for number, raw in enumerate(object_array_items(stream, "requests", MAX_ITEM_BYTES)):
             where = f"requests.{number}"
-            try:
-                item = json.loads(raw)
-            except ValueError as exc:
-                raise InvalidInput(where, f"not valid JSON: {exc}") from None
-            spec = spec_from_batch_line(item, tiers, where)
+            # One pass for a valid request, as for a batch file's line (store/ingest.py).
+            spec = batch_line_spec_from_json(raw, tiers)
+            if spec is None:
+                try:
+                    item = json.loads(raw)
+                except ValueError as exc:
+                    raise InvalidInput(where, f"not valid JSON: {exc}") from None
+                spec = spec_from_batch_line(item, tiers, where)
             if spec.custom_id in seen:
                 raise InvalidInput(
                     f"{where}.custom_id", f"{spec.custom_id!r} is used twice; each must be unique"
