@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--growth-sizes", help="growth: comma-separated job counts, e.g. 1e5,1e6")
     p.add_argument("--flower-batches", type=int, help="flower: batches to run (default 3)")
     p.add_argument("--flower-batch-prompts", type=int, help="flower: prompts per batch")
+    p.add_argument("--prune-jobs", type=float, help="prune: old jobs to fill and prune, e.g. 1e6")
     p.add_argument("--pg-admin-url", default=PG_ADMIN_URL, help="Postgres to create a DB on")
     p.add_argument("--redis-url", help="Redis database to use (default: an empty one on :6379)")
     return p  # fmt: skip
@@ -71,6 +72,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         "api_seconds": args.api_seconds,
         "classifier_prompts": args.classifier_prompts,
         "growth_sizes": _sizes(args.growth_sizes),
+        "prune_jobs": int(args.prune_jobs) if args.prune_jobs else None,
         "flower_batches": args.flower_batches,
         "flower_batch_prompts": args.flower_batch_prompts,
     }

@@ -45,6 +45,11 @@ class BenchConfig:
     # Jobs the growth benchmark fills the tables to, one timing pass per size; `make
     # bench` runs the smallest, `make bench-growth` these (5M with GROWTH_SIZES).
     growth_sizes: tuple[int, ...] = (100_000,)
+    # Prompts in growth's bulk submit, timed on the empty database and at each size.
+    growth_submit_prompts: int = 10_000
+    # prune: old jobs filled (as growth fills them, 120 days back) for `tierroute prune`
+    # to delete while a pipeline_jobs batch runs.
+    prune_jobs: int = 1_000_000
     # (g) calls: seconds each case of bench/calls.py is measured for.
     calls_seconds: float = 8.0
     # Flower (issue 16): its RSS after each of these batches, with its task cap.
@@ -71,6 +76,8 @@ class BenchConfig:
             api_seconds=2,
             classifier_prompts=60,
             growth_sizes=(3_000,),
+            growth_submit_prompts=200,
+            prune_jobs=2_000,
             calls_seconds=1.0,
             flower_batch_prompts=50,
             timeout_s=120.0,

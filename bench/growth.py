@@ -13,22 +13,33 @@ At each size, median of 5 after one warm-up, in this process through the same
 functions the API calls (no HTTP): the report (global, the busiest key, a key
 with no jobs), the dashboard's data and HTML, /metrics' aggregates, the 100k
 batch's status, and `SELECT *` of each analyst view.
+
+Then, through HTTP as the submit benchmark posts it (one API process, no worker
+consuming), a bulk submit of 10,000 prompts, timed from request start to the 202
+(rows committed): median of 3, on the empty database before the first fill and at
+each size. Each submitted batch is deleted after its timing (its jobs go with it),
+so every size holds exactly its filled jobs.
 """
 
 from __future__ import annotations
 
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 from sqlalchemy.orm import Session
 
 from bench.backing import Backing
 from bench.config import BenchConfig
 from bench.report import Result
+from bench.solo import solo
+from bench.workload import auth, ndjson_body, submit_batch
 from tierroute.config import default_tier_table
 from tierroute.dashboard import dashboard_html
 from tierroute.store.aggregates import read_aggregates
@@ -41,6 +52,7 @@ BATCH = 1_000
 BIG_BATCH = 100_000
 DAYS = 60
 REPEATS = 5
+SUBMIT_REPEATS = 3
 VIEWS = ("savings", "cost_by_tier_day", "tier_quality")
 BIG_BATCH_ID = uuid.UUID("00000000-0000-4000-8000-000000100000")
 
@@ -68,8 +80,9 @@ FILL = [
     SELECT CASE WHEN b = 0 THEN '{BIG_BATCH_ID}'::uuid ELSE {_batch("b")} END,
            {_key(f"mod(b, {KEYS})")},
            CASE WHEN b = 0 THEN {BIG_BATCH} ELSE {BATCH} END,
-           CASE WHEN b = 0 THEN now() - interval '1 day'
-                ELSE now() - interval '{DAYS} days' * ((hashint4(b) & 65535) / 65536.0) END
+           now() - interval '1 day' * %(days_ago)s
+           - CASE WHEN b = 0 THEN interval '1 day'
+                  ELSE interval '{DAYS} days' * ((hashint4(b) & 65535) / 65536.0) END
       FROM generate_series(
                CASE WHEN %(lo)s < {BIG_BATCH} THEN 0 ELSE %(lo)s / {BATCH} END,
                (%(hi)s - 1) / {BATCH}) b
@@ -153,13 +166,16 @@ def _label(jobs: int) -> str:
     return f"{jobs / 1e6:g}m"
 
 
-def fill(url: str, lo: int, hi: int, chunk: int = 250_000) -> float:
-    """Add jobs lo..hi-1 with their decisions, calls and ratings; returns seconds."""
+def fill(url: str, lo: int, hi: int, chunk: int = 250_000, *, days_ago: int = 0) -> float:
+    """Add jobs lo..hi-1 with their decisions, calls and ratings; returns seconds.
+
+    `days_ago` moves them all that many days back (the prune benchmark's old jobs).
+    """
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
         for start in range(lo, hi, chunk):
-            params = {"lo": start, "hi": min(start + chunk, hi)}
+            params = {"lo": start, "hi": min(start + chunk, hi), "days_ago": days_ago}
             with conn.transaction():
                 for sql in FILL:
                     conn.execute(sql, params)
@@ -224,13 +240,85 @@ def _key_literal(k: int) -> str:
     return f"00000000-0000-4000-8000-{k:012d}"
 
 
+def _delete_batch(url: str, batch_id: str) -> None:
+    """Remove a submitted batch and its jobs (ON DELETE CASCADE), and what they left pending."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM batches WHERE id = %s", (batch_id,))
+        # The jobs' insert triggers listed them for the next fold; a queued job adds
+        # nothing, so folding now only keeps the next size's reads from doing it.
+        conn.execute("SELECT tierroute_rollup_fold()")
+
+
+def time_submit(api: httpx.Client, url: str, prompts: int, tag: str) -> float:
+    """Seconds (median of SUBMIT_REPEATS) of a bulk submit of `prompts`, each deleted after."""
+    times = []
+    for i in range(SUBMIT_REPEATS):
+        done = submit_batch(api, ndjson_body(prompts, f"{tag}-{i}"))
+        if done.batch_id is None:
+            raise RuntimeError(f"bulk submit refused: {done.status} {done.detail}")
+        times.append(done.seconds)
+        _delete_batch(url, done.batch_id)
+    return statistics.median(times)
+
+
 def run(config: BenchConfig, backing: Backing) -> Result:
-    """Grow the tables through config.growth_sizes and time every read path at each."""
+    """Grow the tables through config.growth_sizes; time every read path and a submit at each."""
     result = Result("growth")
     url = backing.psycopg_url
     backing.reset()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO rollup_state (id) VALUES (1) ON CONFLICT DO NOTHING")
+    with (
+        tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp,
+        solo(backing, Path(tmp) / "logs", api=True) as procs,
+        httpx.Client(base_url=str(procs.api_url), timeout=600, headers=auth(procs.api_key)) as api,
+    ):
+        # The API's lazy setup (pools, first statements) is not what we time.
+        warm = submit_batch(api, ndjson_body(10, "warmup"))
+        if warm.batch_id is None:
+            raise RuntimeError(f"warm-up submit refused: {warm.status} {warm.detail}")
+        _delete_batch(url, warm.batch_id)
+        submit_empty = time_submit(api, url, config.growth_submit_prompts, "empty")
+        sizes = _grow(
+            config,
+            url,
+            result,
+            lambda tag: time_submit(api, url, config.growth_submit_prompts, tag),
+        )
+    have = config.growth_sizes[-1]
+    result.figures["bytes_per_job"] = result.figures[f"bytes_per_job_{_label(have)}"]
+    first, last = _label(config.growth_sizes[0]), _label(config.growth_sizes[-1])
+    for name in ("report", "dashboard", "metrics", "batch_status"):
+        small = result.figures[f"{name}_ms_{first}"]
+        result.figures[f"{name}_growth_{last}_vs_{first}"] = (
+            result.figures[f"{name}_ms_{last}"] / small if small else 0.0
+        )
+    # Issue 16: a 10k submit at the largest size within 1.5x of the empty database's.
+    result.figures["submit_10k_s_empty"] = submit_empty
+    result.figures[f"submit_10k_s_{last}_vs_empty"] = (
+        result.figures[f"submit_10k_s_{last}"] / submit_empty
+    )
+    result.settings = {
+        "sizes": list(config.growth_sizes),
+        "keys": KEYS,
+        "days": DAYS,
+        "batch": BATCH,
+        "big_batch": BIG_BATCH,
+        "repeats": REPEATS,
+        "timing": "in-process calls of the functions the API serves, median after a warm-up",
+        "submit_prompts": config.growth_submit_prompts,
+        "submit_repeats": SUBMIT_REPEATS,
+        "submit_timing": "POST /v1/batches (NDJSON) to one API process, request start to "
+        "202, median; each submitted batch deleted after its timing",
+    }
+    result.details = {"sizes": sizes}
+    return result
+
+
+def _grow(
+    config: BenchConfig, url: str, result: Result, submit_s: Callable[[str], float]
+) -> list[dict[str, Any]]:
+    """Fill to each size in turn, timing the reads and a submit; one detail row per size."""
     have = 0
     sizes: list[dict[str, Any]] = []
     for size in config.growth_sizes:
@@ -245,11 +333,14 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                 "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM model_calls)"
             ).fetchone()
         assert row is not None and counts is not None
+        # After the size is measured: its submits' dead rows must not reach the reads.
+        submit = submit_s(label)
         for name, ms in reads.items():
             result.figures[f"{name}_ms_{label}"] = ms
         result.figures[f"views_ms_{label}_max"] = max(reads[f"view_{v}"] for v in VIEWS)
         result.figures[f"rebuild_s_{label}"] = rebuild_s
         result.figures[f"bytes_per_job_{label}"] = int(row[0]) / size
+        result.figures[f"submit_10k_s_{label}"] = submit
         sizes.append(
             {
                 "jobs": int(counts[0]),
@@ -258,23 +349,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
                 "rebuild_s": round(rebuild_s, 1),
                 "bytes": int(row[0]),
                 "reads_ms": {k: round(v, 2) for k, v in reads.items()},
+                "submit_s": round(submit, 3),
             }
         )
-    result.figures["bytes_per_job"] = result.figures[f"bytes_per_job_{_label(have)}"]
-    first, last = _label(config.growth_sizes[0]), _label(config.growth_sizes[-1])
-    for name in ("report", "dashboard", "metrics", "batch_status"):
-        small = result.figures[f"{name}_ms_{first}"]
-        result.figures[f"{name}_growth_{last}_vs_{first}"] = (
-            result.figures[f"{name}_ms_{last}"] / small if small else 0.0
-        )
-    result.settings = {
-        "sizes": list(config.growth_sizes),
-        "keys": KEYS,
-        "days": DAYS,
-        "batch": BATCH,
-        "big_batch": BIG_BATCH,
-        "repeats": REPEATS,
-        "timing": "in-process calls of the functions the API serves, median after a warm-up",
-    }
-    result.details = {"sizes": sizes}
-    return result
+    return sizes

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,9 +85,17 @@ def run_pipeline(
     jobs: int,
     warmup: int,
     timeout_s: float,
+    reset: bool = True,
+    around_batch: Callable[[], AbstractContextManager[object]] | None = None,
 ) -> PipelineRun:
-    """Warm the stack up, then time one batch of `jobs` from submit to last finish."""
-    backing.reset()
+    """Warm the stack up, then time one batch of `jobs` from submit to last finish.
+
+    `reset=False` keeps what the database holds (a benchmark that filled it first);
+    `around_batch` is entered just before the timed submit and left once the batch is
+    done, so work meant to overlap the batch (a prune) overlaps it and not the warm-up.
+    """
+    if reset:
+        backing.reset()
     queues = redis.Redis.from_url(backing.broker_url)
     gauges = {
         "classify_queue_depth_max": lambda: float(queues.llen("classify")),
@@ -107,13 +118,14 @@ def run_pipeline(
             sim_reset(stack.simulator_url)
             body = ndjson_body(jobs, "bench")
             cpu = CpuMeter(stack.children)
-            cpu.start()
-            started = time.time()
-            submitted = submit_batch(api, body)
-            if submitted.batch_id is None:
-                raise RuntimeError(f"batch refused: {submitted.status} {submitted.detail}")
-            view = wait_for_batch(api, submitted.batch_id, timeout_s)
-            polled_end = time.time()
+            with around_batch() if around_batch else contextlib.nullcontext():
+                cpu.start()
+                started = time.time()
+                submitted = submit_batch(api, body)
+                if submitted.batch_id is None:
+                    raise RuntimeError(f"batch refused: {submitted.status} {submitted.detail}")
+                view = wait_for_batch(api, submitted.batch_id, timeout_s)
+                polled_end = time.time()
             cpu_ms_per_job = cpu.ms_per_job(jobs)
             stats = sim_stats(stack.simulator_url)
         _, last_finished = batch_span(backing.psycopg_url, submitted.batch_id)

@@ -18,6 +18,7 @@ from bench import (
     latency,
     memory,
     pipeline,
+    prune,
     rollups,
     submit,
 )
@@ -38,11 +39,13 @@ BENCHMARKS = (
     "memory",
     "rollups",
     "growth",
+    "prune",
     "flower",
 )
 # Run only when named (--only): the rollups comparison runs the pipeline four times,
-# and flower three batches of 100,000 (about 20 minutes).
-OPT_IN = ("rollups", "flower")
+# flower three batches of 100,000 (about 20 minutes), and prune fills 1M old jobs and
+# runs the pipeline three times (about 10 minutes).
+OPT_IN = ("rollups", "flower", "prune")
 DEFAULT_BENCHMARKS = tuple(name for name in BENCHMARKS if name not in OPT_IN)
 
 log = logging.getLogger("bench")
@@ -73,6 +76,8 @@ def _run_one(
         return rollups.run(config, backing)
     if name == "growth":
         return growth.run(config, backing)
+    if name == "prune":
+        return prune.run(config, backing)
     if name == "flower":
         return flower.run(config, backing)
     raise ValueError(f"unknown benchmark {name!r}; choose from {', '.join(BENCHMARKS)}")

@@ -17,8 +17,8 @@ from bench.runner import BENCHMARKS, run_benchmarks
 from tests.conftest import Services
 
 # Every benchmark runs once in the first test's setup, the rollups comparison's four
-# pipeline runs and flower's three batches included: minutes, not the suite's
-# five-minute default per test.
+# pipeline runs, prune's three and flower's three batches included: minutes, not the
+# suite's five-minute default per test.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
@@ -114,6 +114,32 @@ def test_adversarial_run_answers_every_attacker(smoke_results: Path) -> None:
 def test_pathological_prompt_is_all_newlines_but_one_letter() -> None:
     text = pathological_prompt(800_000)
     assert len(text) == 800_000 and text.count("\n") == 799_999 and text.endswith("x")
+
+
+def test_growth_times_a_bulk_submit_empty_and_at_each_size(smoke_results: Path) -> None:
+    data = json.loads((smoke_results / "growth.json").read_text())
+    figures, sizes = data["figures"], data["details"]["sizes"]
+    labels = [f"{n / 1e6:g}m" for n in data["settings"]["sizes"]]
+    for label in ["empty", *labels]:
+        assert figures[f"submit_10k_s_{label}"] > 0, label
+    assert figures[f"submit_10k_s_{labels[-1]}_vs_empty"] > 0
+    # The submitted batches were deleted: each size holds exactly the jobs it filled.
+    assert [size["jobs"] for size in sizes] == data["settings"]["sizes"]
+
+
+def test_prune_deletes_the_old_jobs_and_keeps_the_batch_and_the_spend(
+    smoke_results: Path,
+) -> None:
+    data = json.loads((smoke_results / "prune.json").read_text())
+    figures = data["figures"]
+    old = data["settings"]["old_jobs"]
+    assert figures["prune_jobs_deleted"] == old and figures["prune_old_jobs_left"] == 0
+    assert 0 <= figures["prune_jobs_deleted_during_batch"] <= old
+    # Nothing in flight was touched, and the rollups still count what was pruned.
+    assert figures["prune_batch_jobs_failed"] == 0
+    assert figures["prune_rollup_spend_kept"] == 1
+    assert [run["run"] for run in data["details"]["runs"]] == ["baseline", "during", "baseline"]
+    assert figures["prune_batch_throughput_ratio"] > 0
 
 
 def test_flower_memory_is_sampled_after_every_batch(smoke_results: Path) -> None:
