@@ -13,12 +13,14 @@ FOR UPDATE SKIP LOCKED, so duplicate ticks only cost a few queries.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from celery import Task
 from celery.beat import EmbeddedService
 from celery.signals import worker_ready, worker_shutdown
+from sqlalchemy.orm import Session
 
 from tierroute.config import get_settings
 from tierroute.messages import BATCH_API_POLL as POLL
@@ -65,32 +67,32 @@ def prune(self: Task) -> None:
     log.info("retention: pruned %d jobs and %d calls older than %s", done.jobs, done.calls, cutoff)
 
 
-@app.task(name=COMPACT, bind=True, ignore_result=True)
-def compact(self: Task) -> None:
-    """Fold rollup hours older than two days into one row per day (migration 0013)."""
-    from tierroute.store import rollups
+def _rollup_upkeep(what: str, action: Callable[[Session], object]) -> None:
+    """Run one rollup upkeep statement; a database outage waits for the next tick."""
     from tierroute.store.engine import session_scope
 
     get_runtime()
     try:
         with session_scope() as session:
-            rollups.compact(session)
+            action(session)
     except DATABASE_ERRORS as exc:
-        log.warning("rollup compaction: database unavailable (%s); next tick", exc)
+        log.warning("rollup %s: database unavailable (%s); next tick", what, exc)
+
+
+@app.task(name=COMPACT, bind=True, ignore_result=True)
+def compact(self: Task) -> None:
+    """Fold rollup hours older than two days into one row per day (migration 0013)."""
+    from tierroute.store import rollups
+
+    _rollup_upkeep("compaction", rollups.compact)
 
 
 @app.task(name=FOLD, bind=True, ignore_result=True)
 def fold(self: Task) -> None:
     """Add what writers listed in rollup_pending to the rollups (migration 0016)."""
     from tierroute.store import rollups
-    from tierroute.store.engine import session_scope
 
-    get_runtime()
-    try:
-        with session_scope() as session:
-            rollups.fold(session)
-    except DATABASE_ERRORS as exc:
-        log.warning("rollup fold: database unavailable (%s); next tick", exc)
+    _rollup_upkeep("fold", rollups.fold)
 
 
 def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:
