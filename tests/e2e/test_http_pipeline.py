@@ -134,11 +134,24 @@ def test_rating_shows_up_in_tier_quality(api: httpx.Client, services: Services) 
     assert rated.status_code == 201
     bad = api.post(f"/v1/jobs/{job['id']}/rating", json={"satisfaction": 1.5})
     assert bad.status_code == 422 and "satisfaction" in bad.json()["detail"]
-    with psycopg.connect(services.database_url.replace("+psycopg", "")) as conn:
-        row = conn.execute(
-            "SELECT rated_jobs, avg_satisfaction FROM tier_quality WHERE tier = 'opus'"
+    # Nothing here reads the rollups: the classify worker's beat folds the rating in.
+    deadline = time.monotonic() + 30
+    with psycopg.connect(services.database_url.replace("+psycopg", ""), autocommit=True) as conn:
+        want = conn.execute(
+            "SELECT count(DISTINCT r.job_id) FROM ratings r JOIN jobs j ON j.id = r.job_id"
+            " WHERE j.tier = 'opus' AND j.status = 'succeeded'"
         ).fetchone()
-    assert row is not None and row[0] >= 1
+        while True:
+            row = conn.execute(
+                "SELECT rated_jobs, avg_satisfaction FROM tier_quality WHERE tier = 'opus'"
+            ).fetchone()
+            if (row is not None and want is not None and row[0] == want[0]) or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.5)
+    assert want is not None and want[0] >= 1
+    assert row is not None and row[0] == want[0]
     report = api.get("/v1/report").json()
     opus = next(r for r in report["distribution"] if r["tier"] == "opus")
     assert opus["rated_jobs"] == row[0]
