@@ -294,10 +294,13 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock({FOLD_LOCK});
     LOCK TABLE jobs, model_calls, ratings, routing_decisions IN SHARE MODE;
-    -- What is pending for earlier hours still counts; later hours are recomputed.
-    LOOP
-        EXIT WHEN tierroute_rollup_fold_locked(100000) = 0;
-    END LOOP;
+    IF since IS NULL THEN  -- everything is recomputed from the raw rows below
+        DELETE FROM rollup_pending;
+    ELSE  -- what is pending for earlier hours still counts
+        LOOP
+            EXIT WHEN tierroute_rollup_fold_locked(100000) = 0;
+        END LOOP;
+    END IF;
     PERFORM tierroute_rollup_rebuild_raw(since);
     DELETE FROM rollup_job_contrib WHERE hour >= from_hour;
     INSERT INTO rollup_job_contrib ({CONTRIB_COLUMNS})
