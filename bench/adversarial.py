@@ -366,7 +366,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         ):
             submitted = submit_batch(api, ndjson_body(sizes.batch_jobs, "adversarial"))
             if submitted.batch_id is None:
-                raise RuntimeError(f"batch refused: {submitted.status} {submitted.error}")
+                raise RuntimeError(f"batch refused: {submitted.status} {submitted.detail}")
             view = wait_for_batch(api, submitted.batch_id, config.timeout_s)
             if not view.get("done"):
                 raise RuntimeError(f"batch did not finish: {view}")

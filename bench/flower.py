@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.backing import Backing
 from bench.config import BenchConfig
 from bench.cpu import CpuMeter
-from bench.pipeline_run import stack_options
+from bench.pipeline_run import zero_latency_options
 from bench.report import Result, write_result
 from bench.sampler import Sampler, tree_rss_bytes
 from bench.workload import auth, batch_span, ndjson_body, submit_batch, wait_for_batch
@@ -142,14 +142,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     batches: list[dict[str, Any]] = []
     result.details = {"batches": batches}
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
-        options = stack_options(
-            Path(tmp),
-            0,
-            config.classify_concurrency,
-            config.tier_concurrency,
-            config.pool,
-            config.tier_workers,
-        )
+        options = zero_latency_options(Path(tmp), config)
         options.flower_port = free_port()
         with (
             run_stack(settings, options) as stack,

@@ -8,7 +8,7 @@ from pathlib import Path
 from bench.backing import Backing
 from bench.config import BenchConfig
 from bench.floor import FloorRun, run_floor
-from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
+from bench.pipeline_run import PipelineRun, run_pipeline, zero_latency_options
 from bench.report import Result
 
 # A local classifier makes no call, so only these owe one billed classify call per job.
@@ -69,14 +69,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     """
     result = Result("pipeline")
     with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
-        options = stack_options(
-            Path(tmp),
-            0,
-            config.classify_concurrency,
-            config.tier_concurrency,
-            config.pool,
-            config.tier_workers,
-        )
+        options = zero_latency_options(Path(tmp), config)
 
         def floor_run() -> FloorRun:
             # Each side runs with the CPUs to itself: the stack is down during the floor.

@@ -14,6 +14,7 @@ import httpx
 import redis
 
 from bench.backing import Backing
+from bench.config import BenchConfig
 from bench.cpu import CpuMeter
 from bench.sampler import Sampler
 from bench.workload import (
@@ -76,6 +77,18 @@ def stack_options(
     if tier_workers is not None:
         options.tier_workers = tier_workers
     return options
+
+
+def zero_latency_options(data_dir: Path, config: BenchConfig) -> StackOptions:
+    """The pipeline benchmarks' stack: no model latency, the run's concurrency and pool."""
+    return stack_options(
+        data_dir,
+        0,
+        config.classify_concurrency,
+        config.tier_concurrency,
+        config.pool,
+        config.tier_workers,
+    )
 
 
 def run_pipeline(

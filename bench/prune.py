@@ -38,7 +38,7 @@ from bench import growth
 from bench.backing import Backing
 from bench.config import BenchConfig
 from bench.pipeline import outcome_figures, outcome_notes
-from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
+from bench.pipeline_run import PipelineRun, run_pipeline, zero_latency_options
 from bench.report import Result
 from tierroute.store.rollups import start_of_day
 
@@ -167,14 +167,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     runs: list[tuple[str, PipelineRun]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
-            options = stack_options(
-                Path(tmp),
-                0,
-                config.classify_concurrency,
-                config.tier_concurrency,
-                config.pool,
-                config.tier_workers,
-            )
+            options = zero_latency_options(Path(tmp), config)
 
             def batch(
                 around: Callable[[], AbstractContextManager[object]] | None = None,

@@ -23,7 +23,7 @@ import psycopg
 from bench.backing import Backing
 from bench.config import BenchConfig
 from bench.pipeline import outcome_figures
-from bench.pipeline_run import PipelineRun, run_pipeline, stack_options
+from bench.pipeline_run import PipelineRun, run_pipeline, zero_latency_options
 from bench.report import Result
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations" / "versions"
@@ -104,14 +104,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     runs: list[tuple[str, PipelineRun, tuple[int, int, int]]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp:
-            options = stack_options(
-                Path(tmp),
-                0,
-                config.classify_concurrency,
-                config.tier_concurrency,
-                config.pool,
-                config.tier_workers,
-            )
+            options = zero_latency_options(Path(tmp), config)
             for variant in VARIANTS:
                 _configure(backing, variant)
                 pipe = run_pipeline(
