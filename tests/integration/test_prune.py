@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from tests.conftest import Services
 from tierroute.cli.main import main
 from tierroute.cli.tables import parse_age
+from tierroute.store.retention import pause_after
 
 pytestmark = pytest.mark.integration
 
@@ -133,3 +134,17 @@ def test_parse_age() -> None:
     assert parse_age("90d") == timedelta(days=90)
     assert parse_age("12h") == timedelta(hours=12)
     assert parse_age("7") == timedelta(days=7)
+
+
+def test_prune_paces_itself_to_its_busy_share() -> None:
+    assert pause_after(0.2, 0.5, 0.05) == pytest.approx(0.2)  # as long idle as busy
+    assert pause_after(0.3, 0.25, 0.05) == pytest.approx(0.9)  # busy a quarter of the time
+    assert pause_after(0.2, 1.0, 0.05) == 0.05  # flat out: only the minimum pause
+    assert pause_after(0.001, 0.5, 0.05) == 0.05
+    with pytest.raises(ValueError, match="busy_share"):
+        pause_after(0.1, 0, 0.05)
+
+
+def test_prune_cli_refuses_a_busy_share_outside_0_1() -> None:
+    result = CliRunner().invoke(main, ["prune", "--older-than", "90d", "--busy-share", "1.5"])
+    assert result.exit_code == 2 and "--busy-share" in result.output

@@ -73,14 +73,23 @@ def parse_age(text: str) -> timedelta:
     help="Directory for gzip JSONL exports of the rows, written before they are deleted.",
 )
 @click.option("--chunk", default=1_000, show_default=True, help="Jobs per transaction.")
-def prune(older_than: str, archive: Path | None, chunk: int) -> None:
+@click.option(
+    "--busy-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.5,
+    show_default=True,
+    help="Largest share of the wall time spent deleting; the rest is left to the pipeline.",
+)
+def prune(older_than: str, archive: Path | None, chunk: int, busy_share: float) -> None:
     """Delete finished jobs and their calls older than --older-than; rollups keep their sums."""
     from tierroute.store.engine import session_scope
     from tierroute.store.retention import prune as prune_rows
 
     cutoff = datetime.now(UTC) - parse_age(older_than)
     _init_engine()
-    done = prune_rows(session_scope, cutoff, archive_dir=archive, chunk=chunk)
+    done = prune_rows(
+        session_scope, cutoff, archive_dir=archive, chunk=chunk, busy_share=busy_share
+    )
     click.echo(
         f"pruned {done.jobs:,} jobs and {done.calls:,} calls from before "
         f"{done.cutoff.isoformat(timespec='seconds')} in {done.seconds:.1f} s"

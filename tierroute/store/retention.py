@@ -12,7 +12,9 @@ views still count the pruned spend; batches and API keys. A pruned job's row in
 `rollup_job_contrib` goes with it: the job can no longer change what it added.
 
 It deletes in chunks of `chunk` jobs, each its own short transaction with a lock
-timeout, so the pipeline's writers never wait long behind it. With an archive
+timeout, so the pipeline's writers never wait long behind it, and it paces itself:
+after a chunk it sleeps so that deleting takes at most `busy_share` of the wall time
+(half by default), since the chunks compete with the pipeline for the same cores. With an archive
 directory, each chunk is first appended to gzip-compressed JSONL files (one JSON
 object a line, as Postgres's to_jsonb writes the row: exact numerics, ISO times).
 """
@@ -116,6 +118,7 @@ def prune(
     archive_dir: Path | None = None,
     chunk: int = 1_000,
     pause_s: float = 0.05,
+    busy_share: float = 0.5,
     lock_timeout_ms: int = 2_000,
 ) -> PruneResult:
     """Export (when `archive_dir` is given) and delete rows older than `cutoff`.
@@ -131,15 +134,17 @@ def prune(
     with session_scope() as session:  # what the rows to delete added is in the rollups
         fold(session)
     try:
-        while jobs := _chunk(session_scope, PICK_JOBS, params, archive, lock_timeout_ms):
-            result.jobs += jobs[0]
-            result.calls += jobs[1]
-            result.chunks += 1
-            time.sleep(pause_s)  # room for the pipeline's writers between chunks
-        while calls := _chunk(session_scope, PICK_JOBLESS_CALLS, params, archive, lock_timeout_ms):
-            result.calls += calls[1]
-            result.chunks += 1
-            time.sleep(pause_s)
+        for pick in (PICK_JOBS, PICK_JOBLESS_CALLS):
+            while True:
+                chunk_started = time.monotonic()
+                done = _chunk(session_scope, pick, params, archive, lock_timeout_ms)
+                if done is None:
+                    break
+                result.jobs += done[0]
+                result.calls += done[1]
+                result.chunks += 1
+                # Room for the pipeline's writers between chunks.
+                time.sleep(pause_after(time.monotonic() - chunk_started, busy_share, pause_s))
         with session_scope() as session:
             session.execute(text(MARK_PRUNED), {"cutoff": cutoff})
     finally:
@@ -147,6 +152,14 @@ def prune(
     result.archive = archive.paths
     result.seconds = time.monotonic() - started
     return result
+
+
+def pause_after(chunk_s: float, busy_share: float, min_pause_s: float) -> float:
+    """Seconds to sleep after a chunk that took `chunk_s`, so that chunks take at most
+    `busy_share` (0 < share <= 1) of the wall time; never less than `min_pause_s`."""
+    if not 0 < busy_share <= 1:
+        raise ValueError(f"busy_share must be in (0, 1], got {busy_share}")
+    return max(min_pause_s, chunk_s * (1 - busy_share) / busy_share)
 
 
 def _chunk(
