@@ -46,6 +46,9 @@ TABLES = (
     "rollup_jobs_hourly",
     "rollup_decisions_hourly",
     "rollup_batches",
+    # What writers listed for the next fold, and each finished job's part (migration 0016).
+    "rollup_pending",
+    "rollup_job_contrib",
 )
 
 

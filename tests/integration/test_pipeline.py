@@ -94,6 +94,7 @@ def test_the_classifier_call_is_billed_and_counts_in_the_totals(rt: Runtime) -> 
         assert classify_call.cost_if_opus_usd == 0  # no router in the all-Opus baseline
         complete_call = next(c for c in calls if c.purpose == "complete")
         assert complete_call.cost_if_opus_usd == 5 * complete_call.cost_usd  # haiku → opus
+        session.execute(text("SELECT tierroute_rollup_fold()"))  # as the beat does
         total = session.execute(text("SELECT total_cost_usd FROM savings")).scalar_one()
         assert total == classify_call.cost_usd + complete_call.cost_usd
 
@@ -284,6 +285,7 @@ def test_views_agree_with_sums_over_model_calls(rt: Runtime) -> None:
         total, if_opus = session.execute(
             select(func.sum(ModelCall.cost_usd), func.sum(ModelCall.cost_if_opus_usd))
         ).one()
+        session.execute(text("SELECT tierroute_rollup_fold()"))  # as the beat does
         savings = session.execute(text("SELECT * FROM savings")).mappings().one()
         assert savings["total_cost_usd"] == total
         assert savings["cost_if_all_opus_usd"] == if_opus

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 # the simulator and `tierroute up` itself hold no Postgres connection.
 API_SHARE = 0.2
 CLASSIFY_SHARE = 0.25
+# How long the API and the workers may take to come up.
+STARTUP_TIMEOUT_S = 180.0
 
 
 def stack_pool_sizes(budget: int, tier_workers: int) -> dict[str, int]:
@@ -241,8 +243,12 @@ def run_stack(settings: Settings, options: StackOptions) -> Iterator[RunningStac
                 )  # fmt: skip
                 children.append(flower)
                 flower_url = f"http://127.0.0.1:{options.flower_port}"
-            wait_http(f"{api_url}/healthz", api, timeout_s=60)
-            _wait_for_workers(broker_url, expected=len(workers), children=workers, timeout_s=60)
+            # A dead process fails these at once; the long wait is for a loaded machine,
+            # where five Python processes importing at once took over a minute to answer.
+            wait_http(f"{api_url}/healthz", api, timeout_s=STARTUP_TIMEOUT_S)
+            _wait_for_workers(
+                broker_url, expected=len(workers), children=workers, timeout_s=STARTUP_TIMEOUT_S
+            )
             yield RunningStack(
                 api_url=api_url,
                 api_key=api_key,
