@@ -20,6 +20,7 @@ BATCH_API_POLL = "tierroute.batch_api.poll"
 RETENTION_PRUNE = "tierroute.retention.prune"
 ROLLUP_COMPACT = "tierroute.rollup.compact"
 ROLLUP_FOLD = "tierroute.rollup.fold"
+PARTITIONS_ENSURE = "tierroute.partitions.ensure"
 
 
 def tier_queues(tiers: TierTable) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from tierroute.config import get_settings
 from tierroute.messages import BATCH_API_POLL as POLL
 from tierroute.messages import CLASSIFY_QUEUE as QUEUE
+from tierroute.messages import PARTITIONS_ENSURE
 from tierroute.messages import RETENTION_PRUNE as PRUNE
 from tierroute.messages import ROLLUP_COMPACT as COMPACT
 from tierroute.messages import ROLLUP_FOLD as FOLD
@@ -95,10 +96,18 @@ def fold(self: Task) -> None:
     _rollup_upkeep("fold", rollups.fold)
 
 
+@app.task(name=PARTITIONS_ENSURE, bind=True, ignore_result=True)
+def ensure_partitions(self: Task) -> None:
+    """Create the coming months' partitions of the call and decision tables (0017)."""
+    from tierroute.store import partitions
+
+    _rollup_upkeep("partitions", partitions.ensure)
+
+
 def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:
     """The schedule, on the classify queue: one poll every `poll_s` seconds, a rollup
-    fold every few seconds, one rollup compaction an hour, and with retention on, one
-    prune an hour."""
+    fold every few seconds, one rollup compaction and one partition check an hour,
+    and with retention on, one prune an hour."""
 
     schedule: dict[str, Any] = {
         "tierroute-batch-api-poll": {
@@ -116,6 +125,11 @@ def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[st
         },
         "tierroute-rollup-compact": {
             "task": COMPACT,
+            "schedule": RETENTION_EVERY_S,
+            "options": {"queue": QUEUE, "expires": RETENTION_EVERY_S},
+        },
+        "tierroute-partitions-ensure": {
+            "task": PARTITIONS_ENSURE,
             "schedule": RETENTION_EVERY_S,
             "options": {"queue": QUEUE, "expires": RETENTION_EVERY_S},
         },

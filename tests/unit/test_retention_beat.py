@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from tierroute.config import Settings
-from tierroute.messages import CLASSIFY_QUEUE, RETENTION_PRUNE, ROLLUP_COMPACT, ROLLUP_FOLD
+from tierroute.messages import (
+    CLASSIFY_QUEUE,
+    PARTITIONS_ENSURE,
+    RETENTION_PRUNE,
+    ROLLUP_COMPACT,
+    ROLLUP_FOLD,
+)
 from tierroute.store.rollups import FOLD_EVERY_S
 from worker.batch_tasks import RETENTION_EVERY_S, beat_schedule
 
@@ -38,3 +44,8 @@ def test_the_beat_folds_the_rollups_every_few_seconds() -> None:
     (entry,) = [e for e in beat_schedule(5.0).values() if e["task"] == ROLLUP_FOLD]
     assert entry["schedule"] == FOLD_EVERY_S <= 10
     assert entry["options"]["expires"] >= FOLD_EVERY_S
+
+
+def test_the_beat_makes_the_coming_months_partitions_hourly() -> None:
+    (entry,) = [e for e in beat_schedule(5.0).values() if e["task"] == PARTITIONS_ENSURE]
+    assert entry["schedule"] == 3600.0 and entry["options"]["queue"] == CLASSIFY_QUEUE

@@ -96,3 +96,5 @@ def prune(older_than: str, archive: Path | None, chunk: int, busy_share: float) 
     )
     for path in done.archive:
         click.echo(f"archived to {path}")
+    if done.partitions_dropped:
+        click.echo(f"dropped empty month partitions: {', '.join(done.partitions_dropped)}")

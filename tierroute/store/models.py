@@ -176,10 +176,11 @@ class RoutingDecision(Base):
 
     __tablename__ = "routing_decisions"
 
+    # Partitioned by month over created_at (migration 0017): the key in the database is
+    # (id, created_at), and job_id is indexed, not unique; the routing claim stores one
+    # decision per job (a job is routed only from tier NULL, with its decision).
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    job_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
-    )
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     tier: Mapped[str] = mapped_column(String(20))
     # The tier the classifier proposed, before the confidence threshold applied.
     proposed_tier: Mapped[str | None] = mapped_column(String(20))
@@ -199,7 +200,11 @@ class RoutingDecision(Base):
 
 
 class ModelCall(Base):
-    """One billed API call, the classifier's own included."""
+    """One billed API call, the classifier's own included.
+
+    Partitioned by month over created_at (migration 0017): the key in the database
+    is (id, created_at); ids still come from one sequence.
+    """
 
     __tablename__ = "model_calls"
     __table_args__ = (Index("ix_model_calls_created_at_tier", "created_at", "tier"),)

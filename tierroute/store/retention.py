@@ -6,6 +6,9 @@ ratings and shadow verdict (ON DELETE CASCADE), and /v1/route classifier calls
 (no job) billed before it. Nothing in flight is touched, and a job a worker holds
 locked is skipped (SKIP LOCKED) for a later run.
 
+Month partitions of model_calls and routing_decisions (migration 0017) that end
+before the cutoff and are left empty are then dropped, not left to vacuum.
+
 What stays: the rollups (migrations 0009, 0016), folded before the first chunk and
 never subtracted from by deletes, so the report, dashboard, /metrics and the analyst
 views still count the pruned spend; batches and API keys. A pruned job's row in
@@ -34,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from tierroute.domain.status import FINISHED
+from tierroute.store import partitions
 from tierroute.store.rollups import fold, start_of_day
 
 _FINISHED = ", ".join(f"'{status}'" for status in sorted(FINISHED))
@@ -81,6 +85,8 @@ class PruneResult:
     chunks: int = 0
     seconds: float = 0.0
     archive: list[str] = field(default_factory=list)
+    # Month partitions of model_calls and routing_decisions left empty and dropped.
+    partitions_dropped: list[str] = field(default_factory=list)
 
 
 class _Archive:
@@ -147,6 +153,8 @@ def prune(
                 time.sleep(pause_after(time.monotonic() - chunk_started, busy_share, pause_s))
         with session_scope() as session:
             session.execute(text(MARK_PRUNED), {"cutoff": cutoff})
+        with session_scope() as session:
+            result.partitions_dropped = partitions.drop_empty(session, cutoff)
     finally:
         archive.close()
     result.archive = archive.paths
