@@ -19,6 +19,7 @@ from tierroute.domain.anthropic_batch import (
     spec_from_batch_line,
 )
 from tierroute.domain.errors import InvalidInput
+from tierroute.domain.ids import uuid7
 from tierroute.domain.json_array import ArrayError, array_items, object_array_items
 from tierroute.domain.specs import JobSpec, parse_spec
 from tierroute.domain.status import BatchMode, JobStatus
@@ -148,7 +149,7 @@ def copy_batch(
     Nothing is committed here: a bad spec raises mid-stream and the caller's
     rollback leaves no trace of the batch.
     """
-    batch = Batch(id=uuid.uuid4(), api_key_id=api_key_id, job_count=0, mode=mode)
+    batch = Batch(id=uuid7(), api_key_id=api_key_id, job_count=0, mode=mode)
     session.add(batch)
     session.flush()
     now = datetime.now(UTC).isoformat()
@@ -176,7 +177,7 @@ def copy_batch(
             stored = spec.stored()
             row = "\t".join(
                 (
-                    str(uuid.uuid4()),
+                    str(uuid7()),
                     fixed_head,
                     _field(stored.prompt),
                     _field(stored.system),

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from tierroute.domain.budget import BudgetAction
 from tierroute.domain.errors import Conflict, NotFound
+from tierroute.domain.ids import uuid7
 from tierroute.domain.specs import JobSpec
 from tierroute.domain.status import CallPurpose, JobStatus
 from tierroute.store import transitions
@@ -26,7 +27,7 @@ def _job_row(
 ) -> dict[str, Any]:
     stored = spec.stored()
     return {
-        "id": uuid.uuid4(),
+        "id": uuid7(),
         "batch_id": batch_id,
         "api_key_id": api_key_id,
         "status": JobStatus.QUEUED,
