@@ -32,6 +32,7 @@ import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -161,13 +162,41 @@ FUNCTIONS = [
 ]
 
 
-def _rows(sql: str, **params: object) -> list[sa.Row[tuple[object, ...]]]:
+def _rows(sql: str, **params: object) -> list[Any]:
     return list(op.get_bind().execute(sa.text(sql), params))
 
 
-def _partition(table: str) -> None:
-    """Re-create `table` partitioned by month over created_at, with its rows and parts."""
-    aside = f"{table}_unpartitioned"
+def _parts(table: str, skip: set[str]) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    """The table's own index, foreign-key and trigger definitions, from the catalog."""
+    indexes = [
+        str(definition)
+        for name, definition in _rows(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t", t=table
+        )
+        if name not in skip
+    ]
+    foreign_keys = [
+        (str(name), str(definition))
+        for name, definition in _rows(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = CAST(:t AS regclass) AND contype = 'f' AND conparentid = 0",
+            t=table,
+        )
+    ]
+    triggers = [
+        str(definition)
+        for (definition,) in _rows(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
+            " WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal",
+            t=table,
+        )
+    ]
+    return indexes, foreign_keys, triggers
+
+
+def _rebuild(table: str, *, partitioned: bool) -> None:
+    """Re-create `table` (partitioned by month over created_at, or plain again) with
+    the same columns, rows, indexes, foreign keys and triggers; only the keys change."""
     keys = {
         str(name)
         for (name,) in _rows(
@@ -176,82 +205,27 @@ def _partition(table: str) -> None:
             t=table,
         )
     }
-    indexes = [
-        str(definition)
-        for name, definition in _rows(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t", t=table
-        )
-        if name not in keys
-    ]
-    foreign_keys = _rows(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = CAST(:t AS regclass) AND contype = 'f'",
-        t=table,
-    )
-    triggers = [
-        str(definition)
-        for (definition,) in _rows(
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
-            " WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal",
-            t=table,
-        )
-    ]
-    op.execute(f"ALTER TABLE {table} RENAME TO {aside}")
-    op.execute(
-        f"CREATE TABLE {table} (LIKE {aside} INCLUDING DEFAULTS INCLUDING STORAGE"
-        " INCLUDING COMPRESSION INCLUDING CONSTRAINTS) PARTITION BY RANGE (created_at)"
-    )
-    op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
-    # The sequence behind id would go with the old table: it moves to the new one.
-    op.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY {table}.id")
-    op.execute(f"INSERT INTO {table} SELECT * FROM {aside}")
-    op.execute(f"DROP TABLE {aside}")
-    op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id, created_at)")
-    for definition in indexes:
-        op.execute(definition)
-    if table == "routing_decisions":
-        op.execute("CREATE INDEX ix_routing_decisions_job_id ON routing_decisions (job_id)")
-    for name, definition in foreign_keys:
-        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
-    for definition in triggers:
-        op.execute(definition)
-
-
-def _unpartition(table: str) -> None:
-    """Back to one plain table: the rows, the single-column keys, the same parts."""
-    aside = f"{table}_partitioned"
-    indexes = [
-        str(definition)
-        for name, definition in _rows(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t", t=table
-        )
-        if name not in (f"pk_{table}", "ix_routing_decisions_job_id")
-    ]
-    foreign_keys = _rows(
-        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
-        " WHERE conrelid = CAST(:t AS regclass) AND contype = 'f' AND conparentid = 0",
-        t=table,
-    )
-    triggers = [
-        str(definition)
-        for (definition,) in _rows(
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
-            " WHERE tgrelid = CAST(:t AS regclass) AND NOT tgisinternal",
-            t=table,
-        )
-    ]
+    indexes, foreign_keys, triggers = _parts(table, keys | {"ix_routing_decisions_job_id"})
+    aside = f"{table}_before_0017" if partitioned else f"{table}_partitioned"
     op.execute(f"ALTER TABLE {table} RENAME TO {aside}")
     op.execute(
         f"CREATE TABLE {table} (LIKE {aside} INCLUDING DEFAULTS INCLUDING STORAGE"
         " INCLUDING COMPRESSION INCLUDING CONSTRAINTS)"
+        + (" PARTITION BY RANGE (created_at)" if partitioned else "")
     )
+    if partitioned:
+        op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
+    # The sequence behind id would go with the old table: it moves to the new one.
     op.execute(f"ALTER SEQUENCE {table}_id_seq OWNED BY {table}.id")
     op.execute(f"INSERT INTO {table} SELECT * FROM {aside}")
     op.execute(f"DROP TABLE {aside}")
-    op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY (id)")
+    key = "id, created_at" if partitioned else "id"
+    op.execute(f"ALTER TABLE {table} ADD CONSTRAINT pk_{table} PRIMARY KEY ({key})")
     for definition in indexes:
         op.execute(definition)
-    if table == "routing_decisions":
+    if table == "routing_decisions" and partitioned:
+        op.execute("CREATE INDEX ix_routing_decisions_job_id ON routing_decisions (job_id)")
+    elif table == "routing_decisions":
         op.execute(
             "ALTER TABLE routing_decisions ADD CONSTRAINT uq_routing_decisions_job_id"
             " UNIQUE (job_id)"
@@ -266,7 +240,7 @@ def upgrade() -> None:
     op.execute(f"LOCK TABLE {', '.join(PARTITIONED)} IN ACCESS EXCLUSIVE MODE")
     op.execute(f"DROP VIEW {DEPENDENT_VIEW}")
     for table in PARTITIONED:
-        _partition(table)
+        _rebuild(table, partitioned=True)
     op.execute(_migration("0016_rollups_folded_off_the_commit_path.py").TABLES[-1])
     for sql in FUNCTIONS:
         op.execute(sql)
@@ -277,7 +251,7 @@ def downgrade() -> None:
     op.execute(f"LOCK TABLE {', '.join(PARTITIONED)} IN ACCESS EXCLUSIVE MODE")
     op.execute(f"DROP VIEW {DEPENDENT_VIEW}")
     for table in PARTITIONED:
-        _unpartition(table)
+        _rebuild(table, partitioned=False)
     op.execute(_migration("0016_rollups_folded_off_the_commit_path.py").TABLES[-1])
     for signature in (
         "tierroute_partitions_drop_empty(timestamptz)",

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
+from tests.integration.test_prune import _job as _stored_job
 from tierroute.config import get_settings
 from tierroute.store.engine import init_engine, session_scope
 from tierroute.store.migrate import downgrade, upgrade
@@ -32,25 +33,8 @@ def _url(services: Services) -> str:
 
 
 def _job(conn: psycopg.Connection[Any], at: datetime, status: str = "succeeded") -> uuid.UUID:
-    job = uuid.uuid4()
-    conn.execute(
-        "INSERT INTO jobs (id, status, prompt, max_tokens, tier, created_at, finished_at)"
-        " VALUES (%s, %s, 'p', 64, 'haiku', %s, %s)",
-        (job, status, at, at if status == "succeeded" else None),
-    )
-    conn.execute(
-        "INSERT INTO routing_decisions (job_id, tier, confidence, reasoning, classifier,"
-        " cost_ratio, created_at) VALUES (%s, 'haiku', 0.9, 'r', 'local', 1, %s)",
-        (job, at),
-    )
-    conn.execute(
-        "INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens, output_tokens,"
-        " cache_creation_input_tokens, cache_read_input_tokens, cost_usd, cost_if_opus_usd,"
-        " latency_ms, simulated, created_at) VALUES"
-        " (%s, 'complete', 'claude-haiku-4-5', 'haiku', 10, 20, 0, 0, 0.25, 1.5, 300, true, %s)",
-        (job, at),
-    )
-    return job
+    """A job created (and unless running, finished) at `at`, with a decision and a call."""
+    return _stored_job(conn, at, status)
 
 
 def _partition_of(conn: psycopg.Connection[Any], table: str, job: uuid.UUID) -> str:
