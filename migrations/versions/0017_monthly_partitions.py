@@ -46,6 +46,7 @@ PARTITIONED = ("model_calls", "routing_decisions")
 # The view that reads model_calls; dropped for the swap and re-created as it was.
 DEPENDENT_VIEW = "rollup_job_contributions"
 LOCK_TIMEOUT = "2s"
+DROP_LOCK_TIMEOUT = "500ms"
 
 
 def _migration(name: str) -> ModuleType:
@@ -140,7 +141,9 @@ FUNCTIONS = [
         dropped text[] := ARRAY[]::text[];
         previous_timeout text := current_setting('lock_timeout');
     BEGIN
-        PERFORM set_config('lock_timeout', '{LOCK_TIMEOUT}', true);
+        -- Dropping a partition locks its parent exclusively: writers queue behind
+        -- the wait, so it is short, and a busy table is left for the next prune.
+        PERFORM set_config('lock_timeout', '{DROP_LOCK_TIMEOUT}', true);
         FOR part IN
             SELECT c.relname AS name,
                    (regexp_match(pg_get_expr(c.relpartbound, c.oid),
@@ -152,8 +155,12 @@ FUNCTIONS = [
             CONTINUE WHEN part.upper > before;
             EXECUTE format('SELECT EXISTS (SELECT 1 FROM %I)', part.name) INTO has_rows;
             CONTINUE WHEN has_rows;
-            EXECUTE format('DROP TABLE %I', part.name);
-            dropped := dropped || part.name::text;
+            BEGIN
+                EXECUTE format('DROP TABLE %I', part.name);
+                dropped := dropped || part.name::text;
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE NOTICE 'partition %: table busy, left for the next prune', part.name;
+            END;
         END LOOP;
         PERFORM set_config('lock_timeout', previous_timeout, true);
         RETURN dropped;

@@ -140,3 +140,19 @@ def test_conversion_keeps_every_row_down_and_up(services: Services) -> None:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_busy_table_keeps_its_empty_month_for_the_next_prune(
+    conn: psycopg.Connection[Any], clean_db: Services
+) -> None:
+    _job(conn, EMPTIED)
+    conn.execute("SELECT tierroute_partitions_ensure()")
+    conn.execute("DELETE FROM jobs")  # the month's rows go (cascade); its partition stays
+    with psycopg.connect(_url(clean_db)) as reader:  # an open read of model_calls
+        reader.execute("SELECT count(*) FROM model_calls").fetchone()
+        row = conn.execute("SELECT tierroute_partitions_drop_empty('2020-01-01')").fetchone()
+        assert row is not None
+        assert "model_calls_y2019m05" not in row[0]  # waited 0.5 s, then left it
+        assert _exists(conn, "model_calls_y2019m05")
+    row = conn.execute("SELECT tierroute_partitions_drop_empty('2020-01-01')").fetchone()
+    assert row is not None and "model_calls_y2019m05" in row[0]

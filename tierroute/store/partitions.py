@@ -7,7 +7,10 @@ worker's beat calls `ensure` every hour: it creates this month and the next two
 ahead of time, and a partition for any month that has rows in the default one
 (moving them in). `tierroute prune` calls `drop_empty` after its deletes: a month
 wholly before the cutoff that holds no rows is dropped rather than left to vacuum.
-Both wait at most 2 s for their table's lock and leave a busy table to the next run.
+A new month is filled as a plain table and attached, which does not block the
+pipeline's inserts. Dropping a month locks its table exclusively, so writers queue
+behind the wait: `drop_empty` waits at most 0.5 s and leaves a busy table to the
+next prune (`ensure` waits up to 2 s).
 """
 
 from __future__ import annotations
