@@ -20,6 +20,7 @@ from tierroute.dashboard import load_dashboard
 from tierroute.dashboard.data import spend_by_day
 from tierroute.domain.cost import TokenCounts, cache_savings_usd
 from tierroute.runtime import get_runtime
+from tierroute.store import rollups
 from tierroute.store.engine import session_scope
 
 pytestmark = pytest.mark.integration
@@ -79,6 +80,22 @@ def test_global_figures_come_from_the_views(seeded: Seeded) -> None:
     assert data.report["total_cost_usd"] == pytest.approx(float(view_total))
     assert str(seeded.other_batch_id) in {b.id for b in data.top_batches}
     assert sum(map(sum, spend_by_day(data, TIERS).values())) == pytest.approx(float(view_total))
+
+
+@pytest.mark.parametrize("scoped", [False, True], ids=["global", "key"])
+def test_top_batches_are_the_costliest_of_the_newest(
+    seeded: Seeded, scoped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The read is bounded by recency (rollups.RECENT_BATCHES), not by every batch.
+    key = seeded.key_id if scoped else None
+    with session_scope() as session:
+        everything = load_dashboard(session, TIERS, key).top_batches
+        monkeypatch.setattr(rollups, "RECENT_BATCHES", 2)
+        newest = load_dashboard(session, TIERS, key).top_batches
+    assert len(everything) > 2 and len(newest) == 2
+    by_age = sorted(everything, key=lambda b: b.created_at, reverse=True)
+    assert {b.id for b in newest} == {b.id for b in by_age[:2]}
+    assert [b.cost_usd for b in newest] == sorted((b.cost_usd for b in newest), reverse=True)
 
 
 @pytest.mark.parametrize("scoped", [False, True], ids=["global", "key"])

@@ -77,7 +77,7 @@ class DashboardData:
     days: list[date]  # the x axis: every day of the window that is drawn
     report: dict[str, Any]  # build_report's figures, all time
     daily: list[DailyCost]
-    top_batches: list[BatchCost]
+    top_batches: list[BatchCost]  # the costliest of the newest rollups.RECENT_BATCHES
     cache: CacheSavings
 
 
@@ -118,6 +118,7 @@ def load_dashboard(
         for row in rows
     ]
     daily.sort(key=lambda d: (d.day, d.tier, d.purpose))
+    scope_sql, scope_params = rollups.key_scope(api_key_id)
     batches = [
         BatchCost(
             id=str(row["id"]),
@@ -128,7 +129,8 @@ def load_dashboard(
             cost_if_opus_usd=float(row["cost_if_opus_usd"]),
         )
         for row in session.execute(
-            text(rollups.TOP_BATCHES), {"key": api_key_id, "top": top}
+            text(rollups.TOP_BATCHES.format(scope=scope_sql)),
+            {**scope_params, "top": top, "recent": rollups.RECENT_BATCHES},
         ).mappings()
     ]
     first = min((d.day for d in daily), default=today)

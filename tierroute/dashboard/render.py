@@ -14,6 +14,7 @@ from tierroute.dashboard.data import (
 )
 from tierroute.dashboard.svg import Frame, Series, hbars, line_chart, stacked_bars
 from tierroute.domain.tiers import TierTable
+from tierroute.store import rollups
 
 TIER_COLORS = {
     "haiku": "#10b981", "sonnet": "#3b82f6", "opus": "#8b5cf6", CLASSIFIER: "#9ca3af",
@@ -251,7 +252,8 @@ def render_dashboard(data: DashboardData, tiers: TierTable) -> str:
         ),
         _card(
             "Top batches by cost",
-            "classifier and completion calls of each batch's jobs",
+            "classifier and completion calls of each batch's jobs; "
+            f"the costliest of the newest {rollups.RECENT_BATCHES} batches",
             batches_chart + _batches_table(data),
             "batches",
         ),

@@ -106,16 +106,25 @@ SCOPED_DAILY = """
      WHERE api_key_id = :key AND hour >= :since
      GROUP BY 1, tier, purpose
 """
+# The costliest of the most recent batches (all keys, or one key's: {scope}). Reading
+# only the newest RECENT_BATCHES (an index scan of batches by created_at), and their
+# rollup rows by primary key (LATERAL, so never a scan of rollup_batches), keeps the
+# dashboard's cost flat however many batches there are; sorting every batch's
+# rollups grew with their number (bench/growth.py).
+RECENT_BATCHES = 200
 TOP_BATCHES = """
     SELECT b.id, b.created_at, b.job_count,
            coalesce(r.succeeded, 0) AS succeeded,
            coalesce(r.cost_usd, 0) AS cost_usd,
            coalesce(r.cost_if_opus_usd, 0) AS cost_if_opus_usd
-      FROM batches b
-      LEFT JOIN (SELECT batch_id, sum(succeeded_jobs) AS succeeded, sum(cost_usd) AS cost_usd,
-                        sum(cost_if_opus_usd) AS cost_if_opus_usd
-                   FROM rollup_batches GROUP BY batch_id) r ON r.batch_id = b.id
-     WHERE b.job_count > 0 AND (CAST(:key AS uuid) IS NULL OR b.api_key_id = :key)
+      FROM (SELECT id, created_at, job_count FROM batches
+             WHERE job_count > 0 {scope}
+             ORDER BY created_at DESC
+             LIMIT :recent) b
+     CROSS JOIN LATERAL (
+           SELECT sum(succeeded_jobs) AS succeeded, sum(cost_usd) AS cost_usd,
+                  sum(cost_if_opus_usd) AS cost_if_opus_usd
+             FROM rollup_batches WHERE batch_id = b.id) r
      ORDER BY cost_usd DESC, b.created_at DESC
      LIMIT :top
 """
