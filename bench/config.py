@@ -45,6 +45,9 @@ class BenchConfig:
     # Jobs the growth benchmark fills the tables to, one timing pass per size; `make
     # bench` runs the smallest, `make bench-growth` these (5M with GROWTH_SIZES).
     growth_sizes: tuple[int, ...] = (100_000,)
+    # growth's one big batch (key 0, this last hour), on top of every size's spread jobs:
+    # the batch whose status is timed.
+    growth_big_batch: int = 100_000
     # Prompts in growth's bulk submit, timed on the empty database and at each size.
     growth_submit_prompts: int = 10_000
     # prune: old jobs filled (as growth fills them, 120 days back) for `tierroute prune`
@@ -76,6 +79,7 @@ class BenchConfig:
             api_seconds=2,
             classifier_prompts=60,
             growth_sizes=(3_000,),
+            growth_big_batch=1_000,
             growth_submit_prompts=200,
             prune_jobs=2_000,
             calls_seconds=1.0,

@@ -1,12 +1,21 @@
 """Growth: the read paths at 0.1M, 1M (and 5M) jobs, the tables filled in SQL.
 
-Each size adds jobs to the same database as a team's months of use would leave
-them: spread over 60 days and 5 keys, batches of 1,000 plus one of 100,000, each
-job with its routing decision, 1.2 model calls on average (every answered job's
-completion, a classifier call for a quarter of jobs), 5 % of answered jobs rated,
-prompts and answers of about a kilobyte each. The triggers are off while it
-fills (session_replication_role = replica); `tierroute_rollup_rebuild` then
-computes the rollups and compacts hours older than two days into days, as
+What a size means: N jobs spread over the same 60 days and 5 keys in batches of
+1,000, PLUS one batch of 100,000 (key 0, this last hour) on top, the same at every
+size. So 0.1M holds 200,000 jobs and 1M 1,100,000 (`details.sizes[].jobs` is the
+real total). Every size covers the same calendar and keys: every day from 60
+batches on, every (day, key) pair from 300 (see SPREAD_BATCHES). The rollups hold a
+row per key, tier, model and purpose for each day (each hour of the last two), so
+past 0.3M they grow only by the hours of the last two days that gain a batch; 0.1M's
+100 batches fill a third of the (day, key) pairs, so its rollups hold fewer rows
+(`details.sizes[].rollup_rows`). The batch status is timed on the big batch, the
+same 100,000 jobs at every size.
+
+Each job has its routing decision, 1.2 model calls on average (every answered
+job's completion, a classifier call for a quarter of jobs), 5 % of answered jobs
+are rated, prompts and answers are about a kilobyte each. The triggers are off
+while it fills (session_replication_role = replica); `tierroute_rollup_rebuild`
+then computes the rollups and compacts hours older than two days into days, as
 `tierroute rollup --rebuild` does, and is timed.
 
 At each size, median of 5 after one warm-up, in this process through the same
@@ -49,7 +58,6 @@ from tierroute.store.report import build_report
 
 KEYS = 5
 BATCH = 1_000
-BIG_BATCH = 100_000
 DAYS = 60
 REPEATS = 5
 SUBMIT_REPEATS = 3
@@ -65,30 +73,35 @@ def _batch(n: str) -> str:
     return f"('00000000-0000-4000-9000-' || lpad(({n})::text, 12, '0'))::uuid"
 
 
-# Keys 0..KEYS-1 have jobs, key KEYS none. Jobs lo..hi-1: job n is in batch n / 1000
-# (the first 100k in one batch), has its batch's key and day, and statuses, tiers and
-# ratings from hashes of n.
-FILL = [
-    f"""
+# Keys 0..KEYS-1 have jobs, key KEYS none. Job n < BIG_BASE is in batch b = n / 1000,
+# on day b mod DAYS back (its time of day from a hash of b) and of key
+# (b + b / DAYS) mod KEYS: any DAYS consecutive batches cover every day, and any
+# DAYS * KEYS every (day, key), so 0.1M's 100 batches already span the whole
+# calendar and every key. Job BIG_BASE + i is the i-th of the big batch (key 0,
+# this last hour). Statuses, tiers and ratings come from hashes of n. The big
+# batch's numbers sit far above any size's, and below 2**31 (n is an integer, which
+# hashint4 takes).
+BIG_BASE = 2_000_000_000
+SPREAD_BATCHES = f"""
+    INSERT INTO batches (id, api_key_id, job_count, created_at)
+    SELECT {_batch("b")}, {_key(f"mod(b + b / {DAYS}, {KEYS})")}, {BATCH},
+           now() - interval '1 day' * (%(days_ago)s + mod(b, {DAYS}))
+           - interval '1 day' * ((hashint4(b) & 65535) / 65536.0)
+      FROM generate_series(%(lo)s / {BATCH}, (%(hi)s - 1) / {BATCH}) b
+    ON CONFLICT DO NOTHING
+"""
+BIG_BATCH_ROW = f"""
+    INSERT INTO batches (id, api_key_id, job_count, created_at)
+    VALUES ('{BIG_BATCH_ID}', {_key("0")}, %(jobs)s, now() - interval '1 hour')
+"""
+KEYS_ROWS = f"""
     INSERT INTO api_keys (id, name, prefix, key_hash)
     SELECT {_key("k")}, 'key ' || k, 'trk_g' || k, md5('growth' || k)
       FROM generate_series(0, {KEYS}) k
     ON CONFLICT DO NOTHING
-    """,
-    f"""
-    INSERT INTO batches (id, api_key_id, job_count, created_at)
-    SELECT CASE WHEN b = 0 THEN '{BIG_BATCH_ID}'::uuid ELSE {_batch("b")} END,
-           {_key(f"mod(b, {KEYS})")},
-           CASE WHEN b = 0 THEN {BIG_BATCH} ELSE {BATCH} END,
-           now() - interval '1 day' * %(days_ago)s
-           - CASE WHEN b = 0 THEN interval '1 day'
-                  ELSE interval '{DAYS} days' * ((hashint4(b) & 65535) / 65536.0) END
-      FROM generate_series(
-               CASE WHEN %(lo)s < {BIG_BATCH} THEN 0 ELSE %(lo)s / {BATCH} END,
-               (%(hi)s - 1) / {BATCH}) b
-     WHERE b = 0 OR b >= {BIG_BATCH // BATCH}
-    ON CONFLICT DO NOTHING
-    """,
+"""
+# Jobs lo..hi-1 of batches already inserted, with their decisions, calls and ratings.
+FILL = [
     f"""
     INSERT INTO jobs (id, batch_id, api_key_id, status, prompt, system, max_tokens, tier,
                       attempts, result_text, error, created_at, enqueued_at, classified_at,
@@ -100,7 +113,7 @@ FILL = [
            at, at, at + interval '1 second', at + interval '2 seconds',
            at + interval '5 seconds', at + interval '5 seconds'
       FROM generate_series(%(lo)s, %(hi)s - 1) n
-      JOIN batches b ON b.id = CASE WHEN n < {BIG_BATCH} THEN '{BIG_BATCH_ID}'::uuid
+      JOIN batches b ON b.id = CASE WHEN n >= {BIG_BASE} THEN '{BIG_BATCH_ID}'::uuid
                                     ELSE {_batch(f"n / {BATCH}")} END
       CROSS JOIN LATERAL (SELECT b.created_at + mod(n, {BATCH}) * interval '50 ms' AS at) a
       CROSS JOIN LATERAL (SELECT CASE WHEN (hashint4(n) & 127) < 123 THEN 'succeeded'
@@ -156,6 +169,15 @@ FILL = [
      WHERE j.status = 'succeeded' AND mod(hashint4(n + 13), 20) = 0
     """,
 ]
+ROLLUP_TABLES = (
+    "rollup_calls_hourly",
+    "rollup_jobs_hourly",
+    "rollup_decisions_hourly",
+    "rollup_batches",
+)
+COUNTS = "SELECT " + ", ".join(
+    f"(SELECT count(*) FROM {t})" for t in ("jobs", "model_calls", "batches", *ROLLUP_TABLES)
+)
 SIZE_BYTES = """
     SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(
         ARRAY['jobs', 'model_calls', 'routing_decisions', 'ratings', 'batches']::regclass[]) t
@@ -167,18 +189,34 @@ def _label(jobs: int) -> str:
 
 
 def fill(url: str, lo: int, hi: int, chunk: int = 250_000, *, days_ago: int = 0) -> float:
-    """Add jobs lo..hi-1 with their decisions, calls and ratings; returns seconds.
+    """Add spread jobs lo..hi-1 (batches of 1,000 over DAYS days and KEYS keys) with their
+    decisions, calls and ratings; returns seconds.
 
     `days_ago` moves them all that many days back (the prune benchmark's old jobs).
     """
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
+        conn.execute(KEYS_ROWS)
         for start in range(lo, hi, chunk):
             params = {"lo": start, "hi": min(start + chunk, hi), "days_ago": days_ago}
             with conn.transaction():
-                for sql in FILL:
+                for sql in [SPREAD_BATCHES, *FILL]:
                     conn.execute(sql, params)
+        conn.execute("VACUUM ANALYZE")
+    return time.monotonic() - started
+
+
+def fill_big_batch(url: str, jobs: int) -> float:
+    """Add the one big batch (key 0, this last hour) of `jobs` jobs; returns seconds."""
+    started = time.monotonic()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute(KEYS_ROWS)
+        with conn.transaction():
+            conn.execute(BIG_BATCH_ROW, {"jobs": jobs})
+            for sql in FILL:
+                conn.execute(sql, {"lo": BIG_BASE, "hi": BIG_BASE + jobs})
         conn.execute("VACUUM ANALYZE")
     return time.monotonic() - started
 
@@ -192,6 +230,33 @@ def rebuild(url: str) -> float:
         conn.execute("SELECT tierroute_rollup_compact(now() - interval '48 hours')")
         conn.execute("VACUUM ANALYZE")
     return time.monotonic() - started
+
+
+def settle_rollups(url: str) -> None:
+    """Rewrite the rollup tables at their live size, as months of folds would leave them.
+
+    The rebuild writes every hour of the DAYS days, then compaction deletes all but
+    the last two days' hours: the tables are left the size of DAYS days of hourly
+    rows (at 1M jobs, rollup_calls_hourly 381 pages for 1,328 live rows), and every
+    read that sums them scans that. In use, folds add to the current hours and the
+    beat compacts one day at a time, so the space the compaction frees is reused and
+    the tables stay near their live size. Rewritten here (fillfactor kept), at every
+    size alike, so the reads measure the rollups, not the one-off rebuild's leftovers.
+    (`tierroute rollup --rebuild` in a deployment leaves the same leftovers.)
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"VACUUM FULL ANALYZE {', '.join(ROLLUP_TABLES)}")
+
+
+def _rollup_pages(url: str) -> dict[str, int]:
+    """8 kB pages of each rollup table: what a read that sums one scans."""
+    pages = {}
+    with psycopg.connect(url) as conn:
+        for table in ROLLUP_TABLES:
+            row = conn.execute("SELECT pg_relation_size(%s) / 8192", (table,)).fetchone()
+            assert row is not None
+            pages[table] = int(row[0])
+    return pages
 
 
 def _median_ms(session_of: Callable[[], Session], read: Callable[[Session], Any]) -> float:
@@ -266,8 +331,6 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     result = Result("growth")
     url = backing.psycopg_url
     backing.reset()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO rollup_state (id) VALUES (1) ON CONFLICT DO NOTHING")
     with (
         tempfile.TemporaryDirectory(prefix="tierroute-bench-") as tmp,
         solo(backing, Path(tmp) / "logs", api=True) as procs,
@@ -288,7 +351,7 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     have = config.growth_sizes[-1]
     result.figures["bytes_per_job"] = result.figures[f"bytes_per_job_{_label(have)}"]
     first, last = _label(config.growth_sizes[0]), _label(config.growth_sizes[-1])
-    for name in ("report", "dashboard", "metrics", "batch_status"):
+    for name in ("report", "dashboard", "metrics", "batch_status", *(f"view_{v}" for v in VIEWS)):
         small = result.figures[f"{name}_ms_{first}"]
         result.figures[f"{name}_growth_{last}_vs_{first}"] = (
             result.figures[f"{name}_ms_{last}"] / small if small else 0.0
@@ -303,7 +366,9 @@ def run(config: BenchConfig, backing: Backing) -> Result:
         "keys": KEYS,
         "days": DAYS,
         "batch": BATCH,
-        "big_batch": BIG_BATCH,
+        "big_batch": config.growth_big_batch,
+        "size_means": "jobs spread over the days, keys and 1,000-job batches; the big "
+        "batch's jobs come on top at every size (details.sizes[].jobs is the total)",
         "repeats": REPEATS,
         "timing": "in-process calls of the functions the API serves, median after a warm-up",
         "submit_prompts": config.growth_submit_prompts,
@@ -321,30 +386,40 @@ def _grow(
     """Fill to each size in turn, timing the reads and a submit; one detail row per size."""
     have = 0
     sizes: list[dict[str, Any]] = []
+    # The same big batch at every size, so its status is timed on the same 100k jobs.
+    big_fill_s = fill_big_batch(url, config.growth_big_batch)
     for size in config.growth_sizes:
         label = _label(size)
-        fill_s = fill(url, have, size)
+        fill_s = fill(url, have, size) + big_fill_s
+        big_fill_s = 0.0
         have = size
         rebuild_s = rebuild(url)
+        pages_rebuilt = _rollup_pages(url)
+        settle_rollups(url)
         reads = time_reads(url)
         with psycopg.connect(url) as conn:
             row = conn.execute(SIZE_BYTES).fetchone()
-            counts = conn.execute(
-                "SELECT (SELECT count(*) FROM jobs), (SELECT count(*) FROM model_calls)"
-            ).fetchone()
+            counts = conn.execute(COUNTS).fetchone()
         assert row is not None and counts is not None
+        jobs = int(counts[0])
         # After the size is measured: its submits' dead rows must not reach the reads.
         submit = submit_s(label)
         for name, ms in reads.items():
             result.figures[f"{name}_ms_{label}"] = ms
         result.figures[f"views_ms_{label}_max"] = max(reads[f"view_{v}"] for v in VIEWS)
         result.figures[f"rebuild_s_{label}"] = rebuild_s
-        result.figures[f"bytes_per_job_{label}"] = int(row[0]) / size
+        result.figures[f"bytes_per_job_{label}"] = int(row[0]) / jobs
         result.figures[f"submit_10k_s_{label}"] = submit
         sizes.append(
             {
-                "jobs": int(counts[0]),
+                "spread_jobs": size,
+                "big_batch_jobs": config.growth_big_batch,
+                "jobs": jobs,
                 "model_calls": int(counts[1]),
+                "batches": int(counts[2]),
+                "rollup_rows": dict(zip(ROLLUP_TABLES, map(int, counts[3:]), strict=True)),
+                "rollup_pages_after_rebuild": pages_rebuilt,
+                "rollup_pages_timed": _rollup_pages(url),
                 "fill_s": round(fill_s, 1),
                 "rebuild_s": round(rebuild_s, 1),
                 "bytes": int(row[0]),

@@ -155,8 +155,6 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     result = Result("prune")
     url = backing.psycopg_url
     backing.reset()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("INSERT INTO rollup_state (id) VALUES (1) ON CONFLICT DO NOTHING")
     fill_s = growth.fill(url, 0, config.prune_jobs, days_ago=FILLED_DAYS_AGO)
     rebuild_s = growth.rebuild(url)
     cutoff = _cutoff()

@@ -123,8 +123,11 @@ def test_growth_times_a_bulk_submit_empty_and_at_each_size(smoke_results: Path) 
     for label in ["empty", *labels]:
         assert figures[f"submit_10k_s_{label}"] > 0, label
     assert figures[f"submit_10k_s_{labels[-1]}_vs_empty"] > 0
-    # The submitted batches were deleted: each size holds exactly the jobs it filled.
-    assert [size["jobs"] for size in sizes] == data["settings"]["sizes"]
+    # The submitted batches were deleted: each size holds exactly the jobs it filled,
+    # its spread jobs and the one big batch on top.
+    big = data["settings"]["big_batch"]
+    assert [size["jobs"] - big for size in sizes] == data["settings"]["sizes"]
+    assert [size["spread_jobs"] for size in sizes] == data["settings"]["sizes"]
 
 
 def test_prune_deletes_the_old_jobs_and_keeps_the_batch_and_the_spend(
