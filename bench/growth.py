@@ -55,6 +55,7 @@ from tierroute.store.aggregates import read_aggregates
 from tierroute.store.engine import make_engine
 from tierroute.store.jobs import batch_view
 from tierroute.store.report import build_report
+from tierroute.store.rollups import REPACK, ROLLUP_TABLES
 
 KEYS = 5
 BATCH = 1_000
@@ -169,12 +170,6 @@ FILL = [
      WHERE j.status = 'succeeded' AND mod(hashint4(n + 13), 20) = 0
     """,
 ]
-ROLLUP_TABLES = (
-    "rollup_calls_hourly",
-    "rollup_jobs_hourly",
-    "rollup_decisions_hourly",
-    "rollup_batches",
-)
 COUNTS = "SELECT " + ", ".join(
     f"(SELECT count(*) FROM {t})" for t in ("jobs", "model_calls", "batches", *ROLLUP_TABLES)
 )
@@ -188,6 +183,15 @@ def _label(jobs: int) -> str:
     return f"{jobs / 1e6:g}m"
 
 
+MONTH_PARTITIONS = """
+    SELECT tierroute_month_partition(t, m)
+      FROM unnest(ARRAY['model_calls', 'routing_decisions']) t,
+           generate_series(date_trunc('month', (now() - make_interval(days => %(days)s))
+                                               AT TIME ZONE 'UTC'),
+                           date_trunc('month', now() AT TIME ZONE 'UTC'), interval '1 month') m
+"""
+
+
 def fill(url: str, lo: int, hi: int, chunk: int = 250_000, *, days_ago: int = 0) -> float:
     """Add spread jobs lo..hi-1 (batches of 1,000 over DAYS days and KEYS keys) with their
     decisions, calls and ratings; returns seconds.
@@ -196,6 +200,9 @@ def fill(url: str, lo: int, hi: int, chunk: int = 250_000, *, days_ago: int = 0)
     """
     started = time.monotonic()
     with psycopg.connect(url, autocommit=True) as conn:
+        # The months the fill reaches get their partitions first, as months of use
+        # would have made them (migration 0017), so no row waits in a default partition.
+        conn.execute(MONTH_PARTITIONS, {"days": days_ago + DAYS})
         conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
         conn.execute(KEYS_ROWS)
         for start in range(lo, hi, chunk):
@@ -233,19 +240,13 @@ def rebuild(url: str) -> float:
 
 
 def settle_rollups(url: str) -> None:
-    """Rewrite the rollup tables at their live size, as months of folds would leave them.
-
-    The rebuild writes every hour of the DAYS days, then compaction deletes all but
-    the last two days' hours: the tables are left the size of DAYS days of hourly
-    rows (at 1M jobs, rollup_calls_hourly 381 pages for 1,328 live rows), and every
-    read that sums them scans that. In use, folds add to the current hours and the
-    beat compacts one day at a time, so the space the compaction frees is reused and
-    the tables stay near their live size. Rewritten here (fillfactor kept), at every
-    size alike, so the reads measure the rollups, not the one-off rebuild's leftovers.
-    (`tierroute rollup --rebuild` in a deployment leaves the same leftovers.)
-    """
+    """Rewrite the rollup tables at their live size, as `tierroute rollup --rebuild`
+    does after its rebuild (`rollups.REPACK`): the rebuild writes every hour of the
+    DAYS days and compaction then deletes all but the last two days' hours, leaving
+    pages that every read would scan. Timed apart from the rebuild; the pages before
+    and after are in the details."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"VACUUM FULL ANALYZE {', '.join(ROLLUP_TABLES)}")
+        conn.execute(REPACK)
 
 
 def _rollup_pages(url: str) -> dict[str, int]:

@@ -28,6 +28,7 @@ from click.testing import CliRunner
 from tests.conftest import Services
 from tierroute.cli.main import main
 from tierroute.store.aggregates import LATENCY_BUCKETS_S
+from tierroute.store.rollups import ROLLUP_TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -277,6 +278,25 @@ def test_cli_rebuild_restores_lost_rollups(conns: list[psycopg.Connection[Any]])
     assert _rows(conn, "SELECT * FROM tier_quality") == []
     result = CliRunner().invoke(main, ["rollup", "--rebuild"])
     assert result.exit_code == 0, result.output
+    _assert_equal(conn, _migration().RAW_VIEWS)
+
+
+def _pages(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute("SELECT pg_relation_size(%s) / 8192", (table,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_cli_rebuild_leaves_the_rollup_tables_at_their_live_size(
+    conns: list[psycopg.Connection[Any]],
+) -> None:
+    _fill(conns, 5)  # weeks of hours: the rebuild writes them, compaction folds them
+    conn = conns[0]
+    result = CliRunner().invoke(main, ["rollup", "--rebuild"])
+    assert result.exit_code == 0, result.output
+    after_cli = {table: _pages(conn, table) for table in ROLLUP_TABLES}
+    conn.execute(f"VACUUM FULL {', '.join(ROLLUP_TABLES)}")
+    assert after_cli == {table: _pages(conn, table) for table in ROLLUP_TABLES}
     _assert_equal(conn, _migration().RAW_VIEWS)
 
 

@@ -45,6 +45,11 @@ def rollup(rebuild: bool, compact: bool) -> None:
             rollups.rebuild(session)
         else:
             rollups.compact(session)
+    if rebuild:
+        from tierroute.store.engine import raw_autocommit
+
+        with raw_autocommit() as cur:  # VACUUM runs outside a transaction
+            rollups.repack(cur)
     done = "rebuilt from raw rows" if rebuild else "compacted"
     click.echo(f"rollups {done} in {time.monotonic() - started:.1f} s")
 

@@ -78,6 +78,11 @@ class Batch(Base):
     """A set of jobs submitted together."""
 
     __tablename__ = "batches"
+    __table_args__ = (
+        # The newest batches, all keys' or one key's: the dashboard (migration 0018).
+        Index("ix_batches_created_at", "created_at"),
+        Index("ix_batches_api_key_id_created_at", "api_key_id", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID, primary_key=True, default=uuid7)
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id"))
