@@ -47,6 +47,8 @@ OLDER_THAN_DAYS = 90
 FILLED_DAYS_AGO = 120
 PRUNED_TABLES = ("jobs", "model_calls", "routing_decisions", "ratings", "rollup_job_contrib")
 PRUNED = re.compile(r"pruned ([\d,]+) jobs and ([\d,]+) calls .* in ([\d.]+) s")
+# The month partitions the prune emptied and dropped (migration 0017), as it lists them.
+DROPPED = re.compile(r"dropped empty month partitions: (.+)")
 
 
 def _cutoff() -> datetime:
@@ -209,6 +211,8 @@ def run(config: BenchConfig, backing: Backing) -> Result:
     figures["prune_old_jobs_left"] = left
     figures["prune_batch_jobs_failed"] = _failed(during)
     figures["prune_rollup_spend_kept"] = int(spend_after == expected)
+    dropped = DROPPED.search(output)
+    figures["prune_partitions_dropped"] = len(dropped.group(1).split(", ")) if dropped else 0
     if not pruning.finished_during_batch:
         result.notes.append(
             f"the prune did not finish during the batch ({pruning.batch_s:.0f} s): it had "

@@ -143,6 +143,9 @@ def test_prune_deletes_the_old_jobs_and_keeps_the_batch_and_the_spend(
     assert figures["prune_rollup_spend_kept"] == 1
     assert [run["run"] for run in data["details"]["runs"]] == ["baseline", "during", "baseline"]
     assert figures["prune_batch_throughput_ratio"] > 0
+    # The old jobs span the months 120-180 days back: at least the oldest of them ends
+    # before the 90-day cutoff, and both partitioned tables' partitions of it are dropped.
+    assert figures["prune_partitions_dropped"] >= 2
 
 
 def test_flower_memory_is_sampled_after_every_batch(smoke_results: Path) -> None:
