@@ -43,7 +43,7 @@ class BenchConfig:
     # (f) classifiers: prompts each classifier decides (local, hybrid, llm).
     classifier_prompts: int = 2000
     # Jobs the growth benchmark fills the tables to, one timing pass per size; `make
-    # bench` runs the smallest, `make bench-growth` these (5M with GROWTH_SIZES).
+    # bench` runs the smallest, `make bench-growth` 0.1M, 1M and 5M.
     growth_sizes: tuple[int, ...] = (100_000,)
     # growth's one big batch (key 0, this last hour), on top of every size's spread jobs:
     # the batch whose status is timed.
