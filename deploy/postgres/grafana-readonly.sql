@@ -42,8 +42,11 @@ SELECT format('REVOKE ALL ON %I.%I FROM tierroute_readonly', schemaname, viewnam
 
 -- Views run with their owner's rights, so these need nothing on the tables below them.
 GRANT SELECT ON cost_by_tier_day, savings, tier_quality TO tierroute_readonly;
--- "Top batches by cost": batches joined to model_calls through jobs.
+-- "Top batches by cost": batches joined to their rollups (a few rows a batch, however
+-- many calls it made). The jobs and model_calls columns below are for panels of your own.
 GRANT SELECT (id, created_at, job_count, mode) ON batches TO tierroute_readonly;
+GRANT SELECT (batch_id, calls, input_tokens, output_tokens, cost_usd, cost_if_opus_usd,
+              succeeded_jobs) ON rollup_batches TO tierroute_readonly;
 GRANT SELECT (id, batch_id, status, tier, attempts, batch_api,
               created_at, classified_at, started_at, finished_at) ON jobs TO tierroute_readonly;
 GRANT SELECT (id, job_id, purpose, model, tier, input_tokens, output_tokens,

@@ -100,3 +100,46 @@ def test_the_script_refuses_to_run_without_a_password(services: Services) -> Non
         done = run_script(services, password)
         assert done.returncode != 0
         assert "GRAFANA_DB_PASSWORD" in done.stderr
+
+
+# The panel's figures as they were read before the rollups: every call of the batch's jobs.
+RAW_TOP_BATCHES = """
+    SELECT b.id AS batch, b.created_at, b.job_count AS jobs, sum(c.cost_usd) AS cost_usd,
+           sum(c.cost_if_opus_usd) AS cost_if_opus_usd,
+           sum(c.cost_if_opus_usd) - sum(c.cost_usd) AS saved_usd
+      FROM batches b JOIN jobs j ON j.batch_id = b.id JOIN model_calls c ON c.job_id = j.id
+     WHERE b.created_at > now() - interval '30 days'
+     GROUP BY b.id ORDER BY cost_usd DESC LIMIT 10
+"""
+
+
+def test_the_top_batches_panel_reads_the_rollups_and_matches_the_calls(
+    clean_db: Services,
+) -> None:
+    (panel_sql,) = [sql for sql in dashboard_queries() if "FROM batches" in sql]
+    assert "model_calls" not in panel_sql  # bounded by batches, not by calls
+    with psycopg.connect(libpq_url(clean_db), autocommit=True) as conn:
+        for n in range(12):
+            batch = conn.execute(
+                "INSERT INTO batches (id, job_count) VALUES (gen_random_uuid(), 3) RETURNING id"
+            ).fetchone()
+            assert batch is not None
+            for job in range(3):
+                job_id = conn.execute(
+                    "INSERT INTO jobs (id, batch_id, status, prompt, max_tokens)"
+                    " VALUES (gen_random_uuid(), %s, 'succeeded', 'p', 64) RETURNING id",
+                    (batch[0],),
+                ).fetchone()
+                assert job_id is not None
+                for purpose, cost in (("classify", 0.001), ("complete", 0.01 * (n + job))):
+                    conn.execute(
+                        "INSERT INTO model_calls (job_id, purpose, model, tier, input_tokens,"
+                        " output_tokens, cache_creation_input_tokens, cache_read_input_tokens,"
+                        " cost_usd, cost_if_opus_usd, latency_ms, simulated) VALUES"
+                        " (%s, %s, 'm', 'haiku', 10, 20, 0, 0, %s, %s, 100, true)",
+                        (job_id[0], purpose, cost, 5 * cost),
+                    )
+        conn.execute("SELECT tierroute_rollup_fold()")  # as the beat does every 5 s
+        panel = conn.execute(panel_sql).fetchall()
+        assert len(panel) == 10
+        assert panel == conn.execute(RAW_TOP_BATCHES).fetchall()
