@@ -54,6 +54,7 @@ from tierroute.dashboard import dashboard_html
 from tierroute.store.aggregates import read_aggregates
 from tierroute.store.engine import make_engine
 from tierroute.store.jobs import batch_view
+from tierroute.store.partitions import PARTITIONED
 from tierroute.store.report import build_report
 from tierroute.store.rollups import REPACK, ROLLUP_TABLES
 
@@ -185,7 +186,7 @@ def _label(jobs: int) -> str:
 
 MONTH_PARTITIONS = """
     SELECT tierroute_month_partition(t, m)
-      FROM unnest(ARRAY['model_calls', 'routing_decisions']) t,
+      FROM unnest(%(tables)s::text[]) t,
            generate_series(date_trunc('month', (now() - make_interval(days => %(days)s))
                                                AT TIME ZONE 'UTC'),
                            date_trunc('month', now() AT TIME ZONE 'UTC'), interval '1 month') m
@@ -202,7 +203,7 @@ def fill(url: str, lo: int, hi: int, chunk: int = 250_000, *, days_ago: int = 0)
     with psycopg.connect(url, autocommit=True) as conn:
         # The months the fill reaches get their partitions first, as months of use
         # would have made them (migration 0017), so no row waits in a default partition.
-        conn.execute(MONTH_PARTITIONS, {"days": days_ago + DAYS})
+        conn.execute(MONTH_PARTITIONS, {"tables": list(PARTITIONED), "days": days_ago + DAYS})
         conn.execute("SET session_replication_role = replica")  # no triggers, no FK checks
         conn.execute(KEYS_ROWS)
         for start in range(lo, hi, chunk):
@@ -243,8 +244,8 @@ def settle_rollups(url: str) -> None:
     """Rewrite the rollup tables at their live size, as `tierroute rollup --rebuild`
     does after its rebuild (`rollups.REPACK`): the rebuild writes every hour of the
     DAYS days and compaction then deletes all but the last two days' hours, leaving
-    pages that every read would scan. Timed apart from the rebuild; the pages before
-    and after are in the details."""
+    pages that every read would scan. Not part of `rebuild_s`; the pages before and
+    after are in the details."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(REPACK)
 

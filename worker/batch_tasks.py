@@ -68,8 +68,8 @@ def prune(self: Task) -> None:
     log.info("retention: pruned %d jobs and %d calls older than %s", done.jobs, done.calls, cutoff)
 
 
-def _rollup_upkeep(what: str, action: Callable[[Session], object]) -> None:
-    """Run one rollup upkeep statement; a database outage waits for the next tick."""
+def _upkeep(what: str, action: Callable[[Session], object]) -> None:
+    """Run one upkeep statement (rollups, partitions); a database outage waits for the next tick."""
     from tierroute.store.engine import session_scope
 
     get_runtime()
@@ -77,7 +77,7 @@ def _rollup_upkeep(what: str, action: Callable[[Session], object]) -> None:
         with session_scope() as session:
             action(session)
     except DATABASE_ERRORS as exc:
-        log.warning("rollup %s: database unavailable (%s); next tick", what, exc)
+        log.warning("%s: database unavailable (%s); next tick", what, exc)
 
 
 @app.task(name=COMPACT, bind=True, ignore_result=True)
@@ -85,7 +85,7 @@ def compact(self: Task) -> None:
     """Fold rollup hours older than two days into one row per day (migration 0013)."""
     from tierroute.store import rollups
 
-    _rollup_upkeep("compaction", rollups.compact)
+    _upkeep("rollup compaction", rollups.compact)
 
 
 @app.task(name=FOLD, bind=True, ignore_result=True)
@@ -93,7 +93,7 @@ def fold(self: Task) -> None:
     """Add what writers listed in rollup_pending to the rollups (migration 0016)."""
     from tierroute.store import rollups
 
-    _rollup_upkeep("fold", rollups.fold)
+    _upkeep("rollup fold", rollups.fold)
 
 
 @app.task(name=PARTITIONS_ENSURE, bind=True, ignore_result=True)
@@ -101,7 +101,7 @@ def ensure_partitions(self: Task) -> None:
     """Create the coming months' partitions of the call and decision tables (0017)."""
     from tierroute.store import partitions
 
-    _rollup_upkeep("partitions", partitions.ensure)
+    _upkeep("partitions", partitions.ensure)
 
 
 def beat_schedule(poll_s: float, retention_days: float | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Services
-from tests.integration.test_prune import _job as _stored_job
+from tests.integration.test_prune import _job  # a job at a time, with a decision and a call
 from tierroute.config import get_settings
 from tierroute.store.engine import init_engine, session_scope
 from tierroute.store.migrate import downgrade, upgrade
@@ -30,11 +30,6 @@ EMPTIED, KEPT = datetime(2019, 5, 10, tzinfo=UTC), datetime(2019, 6, 10, tzinfo=
 
 def _url(services: Services) -> str:
     return services.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
-
-
-def _job(conn: psycopg.Connection[Any], at: datetime, status: str = "succeeded") -> uuid.UUID:
-    """A job created (and unless running, finished) at `at`, with a decision and a call."""
-    return _stored_job(conn, at, status)
 
 
 def _partition_of(conn: psycopg.Connection[Any], table: str, job: uuid.UUID) -> str:
@@ -60,7 +55,7 @@ def conn(clean_db: Services) -> Iterator[psycopg.Connection[Any]]:
 
 def test_rows_land_in_their_month_and_months_ahead_exist(conn: psycopg.Connection[Any]) -> None:
     now = datetime.now(UTC)
-    job = _job(conn, now)
+    job = _job(conn, now, "succeeded")
     month = f"y{now:%Y}m{now:%m}"
     assert _partition_of(conn, "model_calls", job) == f"model_calls_{month}"
     assert _partition_of(conn, "routing_decisions", job) == f"routing_decisions_{month}"
@@ -72,7 +67,7 @@ def test_rows_land_in_their_month_and_months_ahead_exist(conn: psycopg.Connectio
 def test_a_month_without_a_partition_goes_to_default_then_moves(
     conn: psycopg.Connection[Any],
 ) -> None:
-    job = _job(conn, EMPTIED)
+    job = _job(conn, EMPTIED, "succeeded")
     assert _partition_of(conn, "model_calls", job) == "model_calls_default"
     pending = conn.execute("SELECT count(*) FROM rollup_pending").fetchone()
     created = conn.execute("SELECT tierroute_partitions_ensure()").fetchone()
@@ -87,7 +82,7 @@ def test_a_month_without_a_partition_goes_to_default_then_moves(
 def test_prune_drops_the_month_it_emptied_and_keeps_a_month_with_rows(
     conn: psycopg.Connection[Any], clean_db: Services
 ) -> None:
-    emptied = _job(conn, EMPTIED)
+    emptied = _job(conn, EMPTIED, "succeeded")
     kept = _job(conn, KEPT, status="running")  # in flight: prune leaves it
     conn.execute("SELECT tierroute_partitions_ensure()")
     init_engine(get_settings())
@@ -116,7 +111,7 @@ def test_conversion_keeps_every_row_down_and_up(services: Services) -> None:
     try:
         upgrade(alembic_url)
         with psycopg.connect(url, autocommit=True) as conn:
-            jobs = [_job(conn, EMPTIED), _job(conn, datetime.now(UTC))]
+            jobs = [_job(conn, EMPTIED, "succeeded"), _job(conn, datetime.now(UTC), "succeeded")]
         downgrade(alembic_url, "0016")
         with psycopg.connect(url, autocommit=True) as conn:
             kind = conn.execute("SELECT relkind FROM pg_class WHERE relname = 'model_calls'")
@@ -133,7 +128,7 @@ def test_conversion_keeps_every_row_down_and_up(services: Services) -> None:
             assert _partition_of(conn, "model_calls", jobs[0]) == "model_calls_y2019m05"
             assert conn.execute("SELECT count(*) FROM routing_decisions").fetchone() == (2,)
             # New ids continue the sequence the old table used.
-            new_job = _job(conn, datetime.now(UTC))
+            new_job = _job(conn, datetime.now(UTC), "succeeded")
             ids = conn.execute("SELECT id FROM model_calls ORDER BY id").fetchall()
             assert _partition_of(conn, "model_calls", new_job).startswith("model_calls_y")
             assert len({i for (i,) in ids}) == 3
@@ -145,7 +140,7 @@ def test_conversion_keeps_every_row_down_and_up(services: Services) -> None:
 def test_a_busy_table_keeps_its_empty_month_for_the_next_prune(
     conn: psycopg.Connection[Any], clean_db: Services
 ) -> None:
-    _job(conn, EMPTIED)
+    _job(conn, EMPTIED, "succeeded")
     conn.execute("SELECT tierroute_partitions_ensure()")
     conn.execute("DELETE FROM jobs")  # the month's rows go (cascade); its partition stays
     with psycopg.connect(_url(clean_db)) as reader:  # an open read of model_calls

@@ -39,16 +39,3 @@ def drop_empty(session: Session, before: datetime) -> list[str]:
         text("SELECT tierroute_partitions_drop_empty(:before)"), {"before": before}
     )
     return list(dropped.scalar_one())
-
-
-def month_partitions(session: Session, table: str) -> list[str]:
-    """The month partitions of `table`, oldest first."""
-    rows = session.execute(
-        text(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = CAST(:table AS regclass)"
-            " AND c.relname ~ '_y[0-9]{4}m[0-9]{2}$' ORDER BY c.relname"
-        ),
-        {"table": table},
-    )
-    return list(rows.scalars())
