@@ -127,7 +127,9 @@ FUNCTIONS = [
     RETURNS SETOF timestamptz LANGUAGE plpgsql AS $$
     BEGIN
         IF to_regclass(parent || '_default') IS NOT NULL THEN
-            RETURN QUERY EXECUTE format('SELECT created_at FROM %I', parent || '_default');
+            -- 'infinity' has no month: such a row stays in the default partition.
+            RETURN QUERY EXECUTE format('SELECT created_at FROM %I WHERE isfinite(created_at)',
+                                        parent || '_default');
         END IF;
     END $$
     """,

@@ -151,3 +151,20 @@ def test_a_busy_table_keeps_its_empty_month_for_the_next_prune(
         assert _exists(conn, "model_calls_y2019m05")
     row = conn.execute("SELECT tierroute_partitions_drop_empty('2020-01-01')").fetchone()
     assert row is not None and "model_calls_y2019m05" in row[0]
+
+
+def test_a_row_without_a_month_stays_in_default_and_blocks_no_partition(
+    conn: psycopg.Connection[Any],
+) -> None:
+    job = _job(conn, EMPTIED, "succeeded")
+    conn.execute(  # a timestamp no month holds, written by hand in SQL
+        "INSERT INTO model_calls (purpose, model, tier, input_tokens, output_tokens,"
+        " cache_creation_input_tokens, cache_read_input_tokens, cost_usd, cost_if_opus_usd,"
+        " latency_ms, simulated, created_at) VALUES"
+        " ('classify', 'claude-haiku-4-5', 'haiku', 5, 5, 0, 0, 0.01, 0, 100, true, 'infinity')"
+    )
+    conn.execute("SELECT tierroute_partitions_ensure()")
+    assert _partition_of(conn, "model_calls", job) == "model_calls_y2019m05"
+    left = conn.execute("SELECT count(*) FROM model_calls_default WHERE created_at = 'infinity'")
+    assert left.fetchone() == (1,)
+    conn.execute("DELETE FROM model_calls WHERE created_at = 'infinity'")
