@@ -145,6 +145,12 @@ def test_prune_paces_itself_to_its_busy_share() -> None:
         pause_after(0.1, 0, 0.05)
 
 
+def test_prune_cli_refuses_a_chunk_below_one() -> None:
+    for chunk in ("0", "-5"):
+        result = CliRunner().invoke(main, ["prune", "--older-than", "90d", "--chunk", chunk])
+        assert result.exit_code == 2 and "--chunk" in result.output
+
+
 def test_prune_cli_refuses_a_busy_share_outside_0_1() -> None:
     result = CliRunner().invoke(main, ["prune", "--older-than", "90d", "--busy-share", "1.5"])
     assert result.exit_code == 2 and "--busy-share" in result.output

@@ -77,7 +77,13 @@ def parse_age(text: str) -> timedelta:
     default=None,
     help="Directory for gzip JSONL exports of the rows, written before they are deleted.",
 )
-@click.option("--chunk", default=1_000, show_default=True, help="Jobs per transaction.")
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=1_000,
+    show_default=True,
+    help="Jobs per transaction.",
+)
 @click.option(
     "--busy-share",
     type=click.FloatRange(0, 1, min_open=True),
