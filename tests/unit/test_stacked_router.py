@@ -6,7 +6,7 @@ import numpy as np
 
 from tierroute.training.fit import Example
 from tierroute.training.router import build_model, choose_thresholds, split_examples
-from tierroute.training.stacked import length_residual
+from tierroute.training.stacked import HEAD_INDEX, LENGTH_INDEX, GapSet, fit_open, length_residual
 
 OPEN = [
     "What is 2 + 2?",
@@ -36,8 +36,19 @@ def examples() -> list[Example]:
 
 def test_examples_split_by_what_they_teach() -> None:
     gaps, exams, tiers = split_examples(examples())
-    assert {g.name for g in gaps} == {"rubric", "alpaca-eval"}
+    # Exam rows teach the size head as well as the exam head.
+    assert {g.name for g in gaps} == {"rubric", "alpaca-eval", "mmlu"}
     assert len(exams) == 3 and len(tiers) == len(OPEN)
+
+
+def test_the_open_formula_reads_only_length_and_the_size_cues() -> None:
+    words = [" ".join(["word"] * n) + "." * (n % 3) for n in range(1, 40)]
+    gap = np.asarray([len(w.split()) % 5 for w in words], dtype=np.float64)
+    _, _, weights = fit_open([GapSet("a", words, gap), GapSet("b", words[::-1], gap[::-1])])
+    assert weights[LENGTH_INDEX] != 0
+    others = np.delete(weights, [LENGTH_INDEX, *HEAD_INDEX])
+    assert np.all(others == 0)
+    assert np.any(weights[[i for i in HEAD_INDEX if i != LENGTH_INDEX]] != 0)
 
 
 def test_the_artifact_scores_as_the_fit_does_and_orders_by_tier() -> None:

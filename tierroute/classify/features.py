@@ -29,10 +29,11 @@ _CODE = re.compile(r"```|\bdef |\breturn\b|;[ \t]*$|[{}]|=>|\bfunction\b|\bSELEC
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
-# What kind of task a prompt asks for, as 0/1 flags read from its start. On every
-# open-ended source, math and code requests need the strong model more than their
-# length says, and lookups, rewrites and creative pieces less (see `tierroute eval
-# --cross-source`). Alternations of literal words: linear time.
+# What kind of task a prompt asks for, as 0/1 flags read from its start. The exam head
+# learns from them; the open formula does not, because what they say differs from one
+# source to the next (math helps the strong model on the preference sets, not on MMLU;
+# see `tierroute eval --cross-source` and docs/routing.md). Alternations of literal
+# words: linear time.
 _KINDS = {
     "math": r"\b(?:calculate|compute|solve|equation|integral|derivative|probability|prove|"
     r"theorem|matrix|sum of|how many|percent|ratio|average|formula|algebra|geometry|"
@@ -53,7 +54,7 @@ _KINDS = {
 _KIND_PATTERNS = tuple(re.compile(p, re.IGNORECASE) for p in _KINDS.values())
 MAX_KIND_CHARS = 4000
 
-_CUES = (
+CUE_NAMES = (
     "log_chars",
     "log_words",
     "log_stem_chars",
@@ -73,8 +74,8 @@ _CUES = (
 # Exam-style questions get their own copy of every cue (and an intercept), as with
 # the n-grams: the same length means different things in the two kinds of prompt.
 DENSE_NAMES = (
-    *(f"open:{name}" for name in _CUES),
-    *(f"exam:{name}" for name in _CUES),
+    *(f"open:{name}" for name in CUE_NAMES),
+    *(f"exam:{name}" for name in CUE_NAMES),
     "exam",
 )
 

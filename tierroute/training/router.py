@@ -40,7 +40,12 @@ def source_examples(source: Source) -> list[Example]:
 def split_examples(
     examples: Sequence[Example],
 ) -> tuple[list[GapSet], list[ExamRow], list[TierRow]]:
-    """What the examples teach: open-task gaps per source, exam targets, tier labels."""
+    """What the examples teach: size gaps per source, exam targets, tier labels.
+
+    Exam rows teach the size head too (their gap, standardised within the source like
+    any other), not only the exam head: with them, the head holds on every left-out
+    source of the cross-source report; without them, it loses alpaca-eval.
+    """
     by_source: dict[str, list[Example]] = {}
     for example in examples:
         by_source.setdefault(example.source, []).append(example)
@@ -50,6 +55,9 @@ def split_examples(
     for name, rows in by_source.items():
         if name == "mmlu":
             exams += [ExamRow(e.prompt, e.target) for e in rows]
+            gaps.append(
+                GapSet(name, [e.prompt for e in rows], np.asarray([e.target for e in rows]))
+            )
             continue
         open_rows = [e for e in rows if not is_multiple_choice(e.prompt)]
         gaps.append(
@@ -99,7 +107,7 @@ def build_model(examples: Sequence[Example], *, meta: dict[str, Any] | None = No
         "haiku_max": round(squash(low), 6),
         "opus_min": round(squash(high), 6),
         "sigma": round(arrays.sigma, 4),
-        "model": "stacked: length + kind-of-task residual head; exam head on hashed n-grams",
+        "model": "stacked: length + size residual head; exam head on hashed n-grams",
         "trained_on": counts,
     }
     header.update(meta or {})

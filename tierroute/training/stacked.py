@@ -1,15 +1,17 @@
-"""Fit the local router as a stack: prompt length, a small kind-of-task head, an exam head.
+"""Fit the local router as a stack: prompt size, an exam head, a tier head.
 
 Chosen by the leave-one-source-out report (`tierroute eval --cross-source`), which showed:
 
 - a prompt's length ranks prompts by how much a stronger model helps about as well as
-  anything cheap does, on every source; hashed n-grams or sentence embeddings trained on
-  some sources rank *worse* than length on a source left out;
-- what length misses is learnt only as a residual: within each source the gap between
-  the weak and the strong model is first explained by length, and a ridge head on the
-  structure and kind-of-task cues learns what is left, pooled over sources with equal
-  weight. Learning the residual stops sources that disagree about length from pulling
-  its weight around;
+  anything cheap does, on every source; hashed n-grams, sentence embeddings or
+  kind-of-task cues (math, code, creative…) trained on some sources rank *worse* than
+  length on some source left out;
+- what does carry over is how big the ask is beyond its characters: counted in words
+  and sentences as well, a prompt ranks a little better than by characters alone on
+  every left-out source. A small ridge head on those three size measures learns, within
+  each source, what characters leave unexplained (the residual of a fit on log length),
+  pooled over sources with equal weight. Learning the residual stops sources that
+  disagree about length from pulling its weight around;
 - exam-style questions (lettered options) follow other rules than open tasks, so they
   get a head of their own, hashed n-grams included, learnt from exam data as a residual
   over the open formula; without exam data they are scored as open tasks.
@@ -29,6 +31,7 @@ from scipy import sparse
 from scipy.sparse.linalg import lsqr
 
 from tierroute.classify.features import (
+    CUE_NAMES,
     DENSE_NAMES,
     N_BUCKETS,
     dense_features,
@@ -38,10 +41,14 @@ from tierroute.training.fit import count_matrix, idf_of, tfidf
 
 N_OPEN = (len(DENSE_NAMES) - 1) // 2
 LENGTH_INDEX = DENSE_NAMES.index("open:log_chars")
-# How much the kind-of-task head moves a prompt, in units of the length term's spread.
-# The cross-source report picks it: more helps the left-out preference sets a little and
-# costs the rubric set more.
-HEAD_WEIGHT = 0.15
+# The size head: the cues it reads, and how much it moves a prompt, in units of the
+# length term's spread. The cross-source report picked both: the largest weight of 0.1,
+# 0.2 and 0.3 that stays above length on every left-out source. Kind-of-task cues in
+# the head (math, code, creative, …) cost MMLU and the rubric set more than they gain
+# on the preference sets (docs/routing.md, "tried").
+HEAD_CUES = ("log_chars", "log_words", "log_sentences")
+HEAD_INDEX = [CUE_NAMES.index(name) for name in HEAD_CUES]
+HEAD_WEIGHT = 0.1
 HEAD_ALPHA = 10.0
 # Exam head: ridge penalty on hashed n-grams and exam cues (exam rows have weight 1).
 EXAM_ALPHA = 10.0
@@ -122,7 +129,7 @@ def _ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray, alpha: float) -> np.ndar
 
 
 def fit_open(gap_sets: Sequence[GapSet]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, std, weights) over the open cues: length plus the residual head, unit-free."""
+    """(mean, std, weights) over the open cues: length plus the size head, unit-free."""
     sets = [s for s in gap_sets if len(s.prompts) >= 10]
     prompts = [p for s in sets for p in s.prompts]
     x = _open_matrix(prompts) if prompts else np.zeros((0, N_OPEN))
@@ -138,10 +145,11 @@ def fit_open(gap_sets: Sequence[GapSet]) -> tuple[np.ndarray, np.ndarray, np.nda
     row_weight = np.concatenate(
         [np.full(len(s.prompts), len(prompts) / len(s.prompts)) for s in sets]
     )
-    z = (x - mean) / std
+    z = ((x - mean) / std)[:, HEAD_INDEX]
     beta = _ridge(z - z.mean(axis=0), residual - residual.mean(), row_weight, HEAD_ALPHA)
     spread = float(np.std(z @ beta)) or 1.0
-    return mean, std, weights + HEAD_WEIGHT * beta / spread
+    weights[HEAD_INDEX] += HEAD_WEIGHT * beta / spread
+    return mean, std, weights
 
 
 def fit_stacked(
