@@ -106,8 +106,10 @@ def test_demo_runs_on_the_embedded_default() -> None:
     lines = [
         'Format this JSON: {"a":1}',
         "Write a Python function to merge two sorted lists into one sorted list",
+        # The lesson's Opus example, whole: the classifier's tests hold it to Opus.
         "Review this distributed system architecture for scalability bottlenecks, "
-        "consistency trade-offs and failure modes: one Postgres primary, three API nodes.",
+        "consistency trade-offs, and failure modes: three API nodes, one Postgres primary, "
+        "Redis for sessions, and a nightly batch that rebuilds the search index.",
     ]
     prompts.write_text("\n".join(json.dumps({"prompt": p}) for p in lines))
     env = {k: v for k, v in os.environ.items()

@@ -43,8 +43,9 @@ PROMPTS = [
         "Redis for sessions, and a nightly batch that rebuilds the search index."
     ),
     (
-        "Design a multi-region active-active database replication strategy with conflict "
-        "resolution, and analyse its failure modes under network partitions."
+        "Design a multi-region active-active database replication strategy for a payments "
+        "platform. Explain how write conflicts are resolved, analyse its failure modes under "
+        "network partitions, and compare it with a single-leader design."
     ),
 ]
 MAX_TOKENS = 256
