@@ -13,10 +13,6 @@ from tierroute.training.sources import SOURCE_NAMES, default_data_dir
 
 pytestmark = pytest.mark.integration
 
-# The router may not rank a left-out source worse than prompt length by more than this:
-# on these sources nothing cheap we tried beats length by much more (docs/routing.md).
-LENGTH_TOLERANCE = 0.01
-
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, dict[str, float]]:
@@ -32,16 +28,27 @@ def report() -> dict[str, dict[str, float]]:
 def test_every_source_is_left_out_once(report: dict[str, dict[str, float]]) -> None:
     assert tuple(report) == SOURCE_NAMES
     for row in report.values():
-        assert {"apgr", "cpt50", "length_apgr", "random_apgr", "margin_over_length"} <= set(row)
+        assert {
+            "apgr",
+            "cpt50",
+            "length_apgr",
+            "random_apgr",
+            "margin_over_length",
+            "margin_sd",
+            "above_length_share",
+        } <= set(row)
         assert row["prompts"] > 100
 
 
-def test_left_out_sources_rank_above_random_and_close_to_length(
+def test_left_out_sources_rank_above_random_and_above_length(
     report: dict[str, dict[str, float]],
 ) -> None:
+    # Issue 13's line: on every source left out, above both random and prompt length.
+    # The margins are small (docs/routing.md says how small against their noise), and
+    # training is deterministic, so a change that loses one fails here.
     for name, row in report.items():
         assert row["apgr"] > row["random_apgr"] + 0.005, (name, row)
-        assert row["apgr"] >= row["length_apgr"] - LENGTH_TOLERANCE, (name, row)
+        assert row["margin_over_length"] > 0, (name, row)
 
 
 def test_cross_source_text_names_the_baselines() -> None:
@@ -49,7 +56,7 @@ def test_cross_source_text_names_the_baselines() -> None:
         pytest.skip("no labelled sources")
     out = CliRunner().invoke(main, ["eval", "--cross-source"])
     assert out.exit_code == 0, out.output
-    for text in ("left out", "APGR", "length", "random", "CPT(50%)", *SOURCE_NAMES):
+    for text in ("left out", "APGR", "length", "random", "± sd", "CPT(50%)", *SOURCE_NAMES):
         assert text in out.output
 
 

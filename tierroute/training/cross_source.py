@@ -7,6 +7,9 @@ report, not a split, decides every modelling choice.
 
 Per left-out source and weak/strong pair: APGR and CPT(50 %) of the router, of the
 prompt-length baseline and of a random router; the pairs' mean is the source's figure.
+Each source's margin over length comes with its noise: a paired bootstrap over the
+source's prompts gives its standard deviation and the share of resamples in which the
+router stays above length. A margin smaller than its noise is not a win.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from tierroute.training.sources import Pair, Source
 
 # Trains on the given sources and returns a scorer: prompts -> scores (higher: stronger tier).
 Trainer = Callable[[Sequence[Source]], Callable[[Sequence[str]], np.ndarray]]
+# Resamples of the paired bootstrap, with a fixed seed so that a report can be repeated.
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_SEED = 13
 
 
 def pair_figures(scores: np.ndarray, lengths: np.ndarray, pair: Pair) -> dict[str, float] | None:
@@ -40,8 +46,39 @@ def pair_figures(scores: np.ndarray, lengths: np.ndarray, pair: Pair) -> dict[st
     }
 
 
+def margin_noise(
+    scores: np.ndarray, lengths: np.ndarray, pairs: Sequence[Pair]
+) -> tuple[float, float]:
+    """(standard deviation, share above zero) of the margin over length, over resamples.
+
+    Each resample draws the source's prompts with replacement and scores the router and
+    the length baseline on the same draw (paired), so what varies is which prompts the
+    source happened to hold.
+    """
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    n = len(scores)
+    margins = []
+    for _ in range(BOOTSTRAP_RESAMPLES):
+        drawn = rng.integers(0, n, n)
+        per_pair = []
+        for pair in pairs:
+            mask = pair.graded()[drawn]
+            idx = drawn[mask]
+            weak, strong = pair.weak[idx], pair.strong[idx]
+            if len(idx) == 0 or float(np.mean(strong - weak)) <= 0:
+                continue
+            ours = apgr(routing_curve(scores[idx], weak, strong))
+            per_pair.append(ours - apgr(routing_curve(lengths[idx], weak, strong)))
+        if per_pair:
+            margins.append(float(np.mean(per_pair)))
+    if not margins:
+        return 0.0, 0.0
+    values = np.asarray(margins)
+    return float(np.std(values)), float(np.mean(values > 0))
+
+
 def score_source(scores: np.ndarray, source: Source) -> dict[str, Any]:
-    """The source's figures: the mean over its pairs, plus each pair's own."""
+    """The source's figures: the mean over its pairs, each pair's own, the margin's noise."""
     lengths = np.asarray([len(p) for p in source.prompts], dtype=np.float64)
     pairs = {}
     for pair in source.pairs:
@@ -53,6 +90,9 @@ def score_source(scores: np.ndarray, source: Source) -> dict[str, Any]:
     keys = ("apgr", "cpt50", "length_apgr", "length_cpt50", "random_apgr")
     summary = {k: round(float(np.mean([p[k] for p in pairs.values()])), 4) for k in keys}
     summary["margin_over_length"] = round(summary["apgr"] - summary["length_apgr"], 4)
+    sd, above = margin_noise(scores, lengths, source.pairs)
+    summary["margin_sd"] = round(sd, 4)
+    summary["above_length_share"] = round(above, 3)
     return {"prompts": len(source.prompts), **summary, "pairs": pairs}
 
 
@@ -71,13 +111,18 @@ def format_cross_source(report: dict[str, Any]) -> str:
     lines = [
         "leave-one-source-out: trained on the other sources, scored on this one",
         f"  {'left out':<12} {'prompts':>7}  {'APGR':>6}  {'length':>6}  {'random':>6}  "
-        f"{'margin':>7}  {'CPT(50%)':>8}  {'length':>6}",
+        f"{'margin':>7}  {'± sd':>6}  {'above':>5}  {'CPT(50%)':>8}  {'length':>6}",
     ]
     for name, row in report.items():
         lines.append(
             f"  {name:<12} {row['prompts']:>7,}  {row['apgr']:>6.3f}  {row['length_apgr']:>6.3f}  "
             f"{row['random_apgr']:>6.3f}  {row['margin_over_length']:>+7.3f}  "
+            f"{row['margin_sd']:>6.3f}  {row['above_length_share']:>5.0%}  "
             f"{row['cpt50']:>8.1%}  {row['length_cpt50']:>6.1%}"
         )
-    lines.append("  (APGR and CPT are means over each source's weak/strong model pairs)")
+    lines += [
+        "  (APGR and CPT are means over each source's weak/strong model pairs; ± sd and",
+        "   above: the margin's spread, and how often it stays above length, over",
+        f"   {BOOTSTRAP_RESAMPLES} bootstrap resamples of the source's prompts)",
+    ]
     return "\n".join(lines)
