@@ -204,6 +204,29 @@ def test_the_demo_sample_set_written_separately_routes_as_labelled(local: LocalC
     assert len(rows) == 66 and sum(hits) / len(hits) >= 0.9
 
 
+TRANSLATED = {
+    "opus": (
+        "请审查这个分布式系统架构的可扩展性瓶颈、一致性权衡和故障模式：三个API节点、"
+        "一个Postgres主库、用于会话的Redis，以及每晚重建搜索索引的批处理任务。",
+        "この分散システムのアーキテクチャを、スケーラビリティのボトルネック、一貫性の"
+        "トレードオフ、障害モードの観点からレビューしてください。APIノードが3つ、Postgresの"
+        "プライマリが1つ、セッション用のRedis、そして毎晩検索インデックスを再構築するバッチが"
+        "あります。",
+    ),
+    "haiku": ("法国的首都是哪里？", "フランスの首都はどこですか？"),
+}
+
+
+@pytest.mark.parametrize("tier", sorted(TRANSLATED))
+def test_chinese_and_japanese_prompts_route_by_what_they_ask(
+    local: LocalClassifier, tier: str
+) -> None:
+    # Without spaces a whole prompt once counted as one word: the lesson's Opus example,
+    # in Chinese or Japanese, went to Haiku.
+    for prompt in TRANSLATED[tier]:
+        assert local.classify(prompt).tier == tier, prompt
+
+
 def test_handwritten_lesson_tier_prompts_route_to_their_tier(local: LocalClassifier) -> None:
     import json
 

@@ -26,6 +26,7 @@ PATHOLOGICAL = {
     "list markers": "1." + "\n" * (MAX_PROMPT_CHARS - 2),
     "option markers": "\n A)" * (MAX_PROMPT_CHARS // 4),
     "many semicolons": "; \n" * (MAX_PROMPT_CHARS // 3),
+    "han characters": "分析" * (MAX_PROMPT_CHARS // 2),
 }
 
 

@@ -28,6 +28,12 @@ _MATH = re.compile(r"[=+*/^<>√∑∫≤≥±∞π]|\\frac|\\sqrt|\$")
 _CODE = re.compile(r"```|\bdef |\breturn\b|;[ \t]*$|[{}]|=>|\bfunction\b|\bSELECT\b", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+# Chinese and Japanese write without spaces between words: each Han or kana character
+# counts as a word, or a paragraph of them would count as one word and route as the
+# shortest of English prompts. Full stops and question marks of those scripts end
+# sentences as well.
+_WIDE_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WIDE_SENTENCE_END = re.compile(r"[。！？]")
 
 # What kind of task a prompt asks for, as 0/1 flags read from its start. The exam head
 # learns from them; the open formula does not, because what they say differs from one
@@ -129,7 +135,7 @@ def _cue_values(full_text: str) -> list[float]:
     digits = sum(ch.isdigit() for ch in text)
     return [
         math.log1p(n),
-        math.log1p(len(full_text.split())),
+        math.log1p(_word_count(full_text, text)),
         math.log1p(len(stem)),
         math.log1p(option_chars),
         digits / max(1, len(text)),
@@ -140,10 +146,19 @@ def _cue_values(full_text: str) -> list[float]:
         (sum(len(w) for w in words) / len(words)) if words else 0.0,
         math.log1p(len(_CODE.findall(text))),
         math.log1p(len(_LIST_ITEM.findall(text))),
-        math.log1p(len(_SENTENCE_END.findall(text))),
+        math.log1p(len(_SENTENCE_END.findall(text)) + len(_WIDE_SENTENCE_END.findall(text))),
         math.log1p(full_text.count(",")),
         *kind_flags(full_text),
     ]
+
+
+def _word_count(full_text: str, scanned: str) -> float:
+    """Space-separated words, plus Han and kana characters (counted in the scanned part and
+    scaled to the whole prompt, which keeps a huge prompt's featurising cheap)."""
+    wide = len(_WIDE_WORD.findall(scanned))
+    if wide and len(full_text) > len(scanned):
+        wide = round(wide * len(full_text) / len(scanned))
+    return len(full_text.split()) + wide
 
 
 def kind_flags(text: str) -> list[float]:
