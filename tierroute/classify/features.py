@@ -27,13 +27,12 @@ _OPTION = re.compile(r"^[ \t]*\(?[A-D][.)]\s", re.MULTILINE)
 _MATH = re.compile(r"[=+*/^<>√∑∫≤≥±∞π]|\\frac|\\sqrt|\$")
 _CODE = re.compile(r"```|\bdef |\breturn\b|;[ \t]*$|[{}]|=>|\bfunction\b|\bSELECT\b", re.MULTILINE)
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*•]|\d+[.)])[ \t]+", re.MULTILINE)
-_SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+# Chinese and Japanese full stops and question marks end sentences too.
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|[。！？]")
 # Chinese and Japanese write without spaces between words: each Han or kana character
 # counts as a word, or a paragraph of them would count as one word and route as the
-# shortest of English prompts. Full stops and question marks of those scripts end
-# sentences as well.
+# shortest of English prompts.
 _WIDE_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_WIDE_SENTENCE_END = re.compile(r"[。！？]")
 
 # What kind of task a prompt asks for, as 0/1 flags read from its start. The exam head
 # learns from them; the open formula does not, because what they say differs from one
@@ -146,13 +145,13 @@ def _cue_values(full_text: str) -> list[float]:
         (sum(len(w) for w in words) / len(words)) if words else 0.0,
         math.log1p(len(_CODE.findall(text))),
         math.log1p(len(_LIST_ITEM.findall(text))),
-        math.log1p(len(_SENTENCE_END.findall(text)) + len(_WIDE_SENTENCE_END.findall(text))),
+        math.log1p(len(_SENTENCE_END.findall(text))),
         math.log1p(full_text.count(",")),
         *kind_flags(full_text),
     ]
 
 
-def _word_count(full_text: str, scanned: str) -> float:
+def _word_count(full_text: str, scanned: str) -> int:
     """Space-separated words, plus Han and kana characters (counted in the scanned part and
     scaled to the whole prompt, which keeps a huge prompt's featurising cheap)."""
     wide = len(_WIDE_WORD.findall(scanned))

@@ -29,14 +29,22 @@ BOOTSTRAP_RESAMPLES = 200
 BOOTSTRAP_SEED = 13
 
 
+def _recoverable(pair: Pair, rows: np.ndarray) -> np.ndarray | None:
+    """The rows both models were graded on, or None when the strong one gains nothing there."""
+    rows = rows[pair.graded()[rows]]
+    if len(rows) == 0 or float(np.mean(pair.strong[rows] - pair.weak[rows])) <= 0:
+        return None
+    return rows
+
+
 def pair_figures(scores: np.ndarray, lengths: np.ndarray, pair: Pair) -> dict[str, float] | None:
     """APGR and CPT(50 %) of the router and the baselines on one pair (None: no gap to recover)."""
-    mask = pair.graded()
-    weak, strong = pair.weak[mask], pair.strong[mask]
-    if len(weak) == 0 or float(np.mean(strong - weak)) <= 0:
+    rows = _recoverable(pair, np.arange(len(scores)))
+    if rows is None:
         return None
-    ours = routing_curve(scores[mask], weak, strong)
-    by_length = routing_curve(lengths[mask], weak, strong)
+    weak, strong = pair.weak[rows], pair.strong[rows]
+    ours = routing_curve(scores[rows], weak, strong)
+    by_length = routing_curve(lengths[rows], weak, strong)
     return {
         "apgr": apgr(ours),
         "cpt50": cpt(ours, 0.5),
@@ -62,13 +70,12 @@ def margin_noise(
         drawn = rng.integers(0, n, n)
         per_pair = []
         for pair in pairs:
-            mask = pair.graded()[drawn]
-            idx = drawn[mask]
-            weak, strong = pair.weak[idx], pair.strong[idx]
-            if len(idx) == 0 or float(np.mean(strong - weak)) <= 0:
+            rows = _recoverable(pair, drawn)
+            if rows is None:
                 continue
-            ours = apgr(routing_curve(scores[idx], weak, strong))
-            per_pair.append(ours - apgr(routing_curve(lengths[idx], weak, strong)))
+            weak, strong = pair.weak[rows], pair.strong[rows]
+            ours = apgr(routing_curve(scores[rows], weak, strong))
+            per_pair.append(ours - apgr(routing_curve(lengths[rows], weak, strong)))
         if per_pair:
             margins.append(float(np.mean(per_pair)))
     if not margins:

@@ -55,16 +55,14 @@ def split_examples(
     for name, rows in by_source.items():
         if name == "mmlu":
             exams += [ExamRow(e.prompt, e.target) for e in rows]
-            gaps.append(
-                GapSet(name, [e.prompt for e in rows], np.asarray([e.target for e in rows]))
-            )
-            continue
-        open_rows = [e for e in rows if not is_multiple_choice(e.prompt)]
+            gap_rows = rows
+        else:
+            gap_rows = [e for e in rows if not is_multiple_choice(e.prompt)]
+            if name not in PREFERENCE_SOURCES:
+                tiers += [TierRow(e.prompt, e.target) for e in rows]
         gaps.append(
-            GapSet(name, [e.prompt for e in open_rows], np.asarray([e.target for e in open_rows]))
+            GapSet(name, [e.prompt for e in gap_rows], np.asarray([e.target for e in gap_rows]))
         )
-        if name not in PREFERENCE_SOURCES:
-            tiers += [TierRow(e.prompt, e.target) for e in rows]
     return gaps, exams, tiers
 
 
